@@ -1,0 +1,53 @@
+# cafe-elt: the commands of ../shared/ARCHITECTURE.md. Everything runs from .venv.
+PYTHON ?= python3.11
+VENV := .venv
+TOOLS_VENV := .venv-tools
+BIN := $(VENV)/bin
+CAFE := $(BIN)/cafe
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint typecheck pytest bench down package deploy destroy clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed $(TOOLS_VENV)/.installed  ## create .venv and install pinned dependencies
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+# checkov pins versions that conflict with dbt's, so it gets a venv of its own.
+$(TOOLS_VENV)/.installed: constraints-tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -c constraints-tools.txt checkov
+	touch $@
+
+run: setup  ## the whole job on the embedded stack: load generated files, dbt build, docs, report
+	$(CAFE) run
+
+test: setup lint typecheck pytest  ## every check CI runs
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest
+
+bench: setup  ## benchmarks: ratios against raw COPY, a row-at-a-time loader, full vs incremental dbt
+	$(CAFE) up
+	$(BIN)/python -m bench.bench_load
+	$(BIN)/python -m bench.bench_dbt
+
+down:  ## stop the local stack
+	@if [ -x $(CAFE) ]; then $(CAFE) down; else echo "nothing to stop (no .venv)"; fi
+
+clean: down  ## remove the local stack's data and build output
+	rm -rf .local build dbt_project/target dbt_project/logs

@@ -1,0 +1,57 @@
+"""`cafe`: the command line of cafe-elt.
+
+Each group of subcommands lives in its own module under `loader.commands` and registers
+itself through `register(subparsers)`; this module only assembles them and turns expected
+failures into one clear line and a non-zero exit code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from loader.errors import CafeError
+
+COMMAND_MODULES = (
+    "loader.commands.stack",
+    "loader.commands.generate",
+    "loader.commands.load",
+    "loader.commands.build",
+    "loader.commands.report",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cafe",
+        description="cafe-elt: load café till exports into a tested warehouse.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:  # TEMPORARY while the parts are being written
+            if error.name != module_name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CafeError as error:
+        print(f"cafe {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"cafe {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

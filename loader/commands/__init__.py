@@ -1,0 +1,1 @@
+"""Subcommand groups of the `cafe` CLI; each module exposes `register(subparsers)`."""

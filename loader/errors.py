@@ -1,0 +1,15 @@
+"""Errors that the CLI reports as one clear line (no traceback)."""
+
+
+class CafeError(Exception):
+    """An expected failure with a message meant for the person at the terminal."""
+
+    exit_code = 1
+
+
+class StackError(CafeError):
+    """The local stack cannot start, is not running, or is misconfigured."""
+
+
+class ConfigurationError(CafeError):
+    """A setting is missing or invalid."""

@@ -1,0 +1,154 @@
+"""The local stack: starts, is reused, survives a crash, stops; the landing bucket notifies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import boto3
+import psutil
+import psycopg
+import pytest
+
+from loader import stack as local_stack
+from loader.errors import StackError
+from loader.settings import Settings
+
+
+def _cafe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loader.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def _project_processes(root: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if str(root) in command:
+            found.append(process)
+    return found
+
+
+@pytest.fixture
+def private_root(tmp_path: Path) -> Path:
+    # Short path: PostgreSQL's Unix socket path must stay under 108 bytes.
+    return tmp_path
+
+
+def test_lifecycle_start_reuse_crash_recovery_and_stop(private_root: Path) -> None:
+    first = local_stack.up(private_root)
+    try:
+        assert first.started == ["postgres", "s3+sqs"]
+        assert first.created_key
+        key_file = private_root / "card_hash.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert len(bytes.fromhex(key_file.read_text().strip())) == 32
+
+        second = local_stack.up(private_root)
+        assert second.started == [] and sorted(second.reused) == ["postgres", "s3+sqs"]
+        assert not second.created_key
+
+        # A crashed server leaves postmaster.pid and the socket lock behind.
+        pid_file = private_root / "pg" / "data" / "postmaster.pid"
+        os.kill(int(pid_file.read_text().splitlines()[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while local_stack.EmbeddedPostgres(local_stack.stack_paths(private_root)).is_running():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert pid_file.exists()
+
+        recovered = local_stack.up(private_root)
+        assert recovered.recovered_stale_pid
+        assert "postgres" in recovered.started
+        state = json.loads((private_root / "stack.json").read_text())
+        with psycopg.connect(state["postgres"]["url"]) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        stopped = local_stack.down(private_root)
+    assert sorted(stopped) == ["postgres", "s3+sqs"]
+    deadline = time.monotonic() + 10
+    while _project_processes(private_root):
+        assert time.monotonic() < deadline, _project_processes(private_root)
+        time.sleep(0.2)
+    assert all(not c.running for c in local_stack.status(private_root) if c.name != "card key")
+
+
+def test_fixed_port_in_use_gives_a_clear_error(private_root: Path, stack: Settings) -> None:
+    state = json.loads((Path(os.environ["CAFE_STATE_DIR"]) / "stack.json").read_text())
+    busy = str(state["postgres"]["port"])
+    os.environ["CAFE_STACK_PG_PORT"] = busy
+    try:
+        with pytest.raises(StackError, match=f"port {busy} .* already in use"):
+            local_stack.up(private_root / "other")
+    finally:
+        os.environ.pop("CAFE_STACK_PG_PORT")
+        local_stack.down(private_root / "other")
+
+
+def test_unusable_folder_gives_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = _cafe("up", env={"CAFE_STATE_DIR": str(blocker / "state")})
+    assert result.returncode != 0
+    assert "cannot create the stack folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_landing_object_produces_one_message_with_encoded_key(stack: Settings) -> None:
+    client_args = {
+        "endpoint_url": stack.aws_endpoint_url,
+        "region_name": stack.aws_region,
+        "aws_access_key_id": "local",
+        "aws_secret_access_key": "local",
+    }
+    s3 = boto3.client("s3", **client_args)
+    sqs = boto3.client("sqs", **client_args)
+    assert stack.queue_url
+    key = "landing/new branch+1 & co_01-02-2024_09-00-00.csv"
+    s3.put_object(Bucket=stack.landing_bucket, Key=key, Body=b"date,location\r\n")
+    s3.put_object(Bucket=stack.landing_bucket, Key="landing/notes.txt", Body=b"ignored")
+    s3.put_object(Bucket=stack.landing_bucket, Key="elsewhere/x.csv", Body=b"ignored")
+
+    messages = []
+    for _ in range(3):  # a few short polls: the notification is delivered asynchronously
+        response = sqs.receive_message(
+            QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        messages.extend(response.get("Messages", []))
+    for message in messages:
+        sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    records = [record for m in messages for record in json.loads(m["Body"]).get("Records", [])]
+    assert len(records) == 1
+    assert records[0]["eventName"].startswith("ObjectCreated")
+    encoded = records[0]["s3"]["object"]["key"]
+    # S3 form-encodes keys in notifications: spaces become '+', so a literal '+' and '&'
+    # must arrive percent-encoded (moto also encodes '/', real S3 does not).
+    assert " " not in encoded and "&" not in encoded and "%2B1" in encoded
+    assert unquote_plus(encoded) == key
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["All"])
+    redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(":cafe-landing-events-dlq")
+    assert int(redrive["maxReceiveCount"]) == 3
+
+
+def test_db_url_command_connects(stack: Settings) -> None:
+    result = _cafe("db-url")
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select current_database()").fetchone() == ("cafe",)
+    reporting = _cafe("db-url", "--reporting").stdout.strip()
+    with psycopg.connect(reporting) as conn:
+        assert conn.execute("select current_user").fetchone() == ("cafe_reporting",)
