@@ -1,0 +1,159 @@
+"""The Lambda entry point: a thin adapter from S3/SQS events to `loader.service`.
+
+Each SQS message is its own unit of retry: a file that fails is reported in
+`batchItemFailures` (the event source mapping must enable `ReportBatchItemFailures`), so
+SQS redelivers that message alone and, after `maxReceiveCount` tries, moves it to the
+dead-letter queue. Duplicates and refused files are successes: retrying cannot change
+them, and the ledger already says what happened. A direct S3 invocation (no SQS) raises
+instead, which makes Lambda's asynchronous retry policy apply.
+
+The object is streamed from S3 into a temporary file (in /tmp on Lambda), never held in
+memory whole: the loader needs a seekable file to checksum it before parsing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from loader.errors import CafeError
+from loader.events import Message, ObjectRef, parse_event
+from loader.hashing import load_card_key
+from loader.ledger import LoadResult, Status
+from loader.service import Warehouse, error_text_of, load_file, open_warehouse
+from loader.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+SERVICE_NAME = "cafe-loader"
+METRICS_NAMESPACE = "CafeElt"
+
+# A test event or an ObjectRemoved notification publishes no metric; that is expected.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+class LoadFailed(CafeError):
+    """At least one object of a direct S3 invocation failed to load."""
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_client(service_name: str, endpoint_url: str | None, region: str) -> Any:
+    import boto3
+
+    session: Any = boto3.session.Session()
+    return session.client(service_name, endpoint_url=endpoint_url, region_name=region)
+
+
+def aws_client(settings: Settings, service_name: str) -> Any:
+    """A boto3 client, reused across invocations of a warm container.
+
+    Against a local endpoint (moto) any credentials do; dummy ones are set when none are,
+    so that boto3 does not go looking for real ones.
+    """
+    if settings.aws_endpoint_url:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    return _cached_client(service_name, settings.aws_endpoint_url, settings.aws_region)
+
+
+def load_object(
+    s3: S3Client, ref: ObjectRef, *, settings: Settings, warehouse: Warehouse
+) -> LoadResult:
+    """Download one object to a temporary file and load it."""
+    with tempfile.TemporaryFile() as spool:
+        s3.download_fileobj(ref.bucket, ref.key, spool)
+        spool.seek(0)
+        return load_file(spool, ref.key, warehouse=warehouse, key=load_card_key(settings))
+
+
+def _record_metrics(result: LoadResult) -> None:
+    if result.status in (Status.LOADED, Status.REPLACED):
+        metrics.add_metric(name="FilesLoaded", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=result.counts.loaded)
+        metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.counts.rejected)
+    elif result.status is Status.DUPLICATE:
+        metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="LoadErrors", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="LoadDuration", unit=MetricUnit.Milliseconds, value=result.seconds * 1000
+    )
+
+
+def _process_message(message: Message, settings: Settings, warehouse: Warehouse) -> bool:
+    """Load every object of one message; True when the message needs no retry."""
+    if message.error is not None:
+        logger.error(
+            "unreadable message", extra={"message_id": message.message_id, "error": message.error}
+        )
+        metrics.add_metric(name="LoadErrors", unit=MetricUnit.Count, value=1)
+        return False
+    ok = True
+    s3: S3Client = aws_client(settings, "s3")
+    for ref in message.objects:
+        started = time.monotonic()
+        try:
+            result = load_object(s3, ref, settings=settings, warehouse=warehouse)
+        except Exception as error:  # the object could not be fetched or recorded
+            ok = False
+            metrics.add_metric(name="LoadErrors", unit=MetricUnit.Count, value=1)
+            logger.error(
+                "load failed",
+                extra={
+                    "bucket": ref.bucket,
+                    "key": ref.key,
+                    "error": error_text_of(error),
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
+            continue
+        _record_metrics(result)
+        ok = ok and result.status.is_success
+        logger.info(
+            "file processed",
+            extra={
+                "bucket": ref.bucket,
+                "key": ref.key,
+                "load_id": result.load_id,
+                "status": result.status.value,
+                "rows_read": result.counts.read,
+                "rows_loaded": result.counts.loaded,
+                "rows_rejected": result.counts.rejected,
+                "seconds": round(result.seconds, 3),
+                "error": result.error_text,
+            },
+        )
+    return ok
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Load the files an S3 (or SQS-wrapped S3) event names; report per-message failures."""
+    settings = load_settings()
+    messages = parse_event(event)
+    if not any(message.objects or message.error for message in messages):
+        logger.info("nothing to load (test event or no created objects)")
+        return {"batchItemFailures": []}
+    warehouse = open_warehouse(settings)
+    failures = [
+        message.message_id
+        for message in messages
+        if not _process_message(message, settings, warehouse)
+    ]
+    if any(message_id is None for message_id in failures):
+        raise LoadFailed("a file of the S3 event could not be loaded; see the log")
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}

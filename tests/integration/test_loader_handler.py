@@ -1,0 +1,212 @@
+"""The Lambda handler end to end: S3 bucket -> SQS -> handler -> PostgreSQL (moto + real PG)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from loader.handler import SERVICE_NAME, aws_client, lambda_handler
+from loader.handler import logger as handler_logger
+from loader.queue import LocalContext, drain_queue, sqs_event
+from loader.settings import Settings, load_settings
+
+CARDS = ("4929123456789012", "5494173772652516")
+HEADER = "date,location,name,basket,total,payment_type,card_number"
+
+
+@pytest.fixture
+def settings(
+    stack: Settings, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    monkeypatch.setenv("CAFE_DATABASE_URL", fresh_database_url)
+    yield load_settings()
+
+
+def count(url: str, query: str, *params: object) -> int:
+    with psycopg.connect(url) as connection:
+        row = connection.execute(query, params).fetchone()
+        return int(row[0]) if row else 0
+
+
+def put(settings: Settings, key: str, body: bytes) -> None:
+    aws_client(settings, "s3").put_object(Bucket=settings.landing_bucket, Key=key, Body=body)
+
+
+def s3_notification(settings: Settings, key: str) -> dict[str, Any]:
+    encoded = key.replace("+", "%2B").replace("&", "%26").replace(" ", "+")
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": settings.aws_region,
+                "eventTime": "2024-01-13T09:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "local"},
+                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "1", "x-amz-id-2": "1"},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "test",
+                    "bucket": {
+                        "name": settings.landing_bucket,
+                        "ownerIdentity": {"principalId": "local"},
+                        "arn": f"arn:aws:s3:::{settings.landing_bucket}",
+                    },
+                    "object": {"key": encoded, "size": 1, "eTag": "x", "sequencer": "1"},
+                },
+            }
+        ]
+    }
+
+
+def as_sqs(settings: Settings, *bodies: dict[str, Any]) -> dict[str, Any]:
+    messages: list[Any] = [
+        {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "r", "Body": json.dumps(body)}
+        for body in bodies
+    ]
+    return sqs_event(
+        messages, "arn:aws:sqs:eu-west-2:000000000000:cafe-landing-events", settings.aws_region
+    )
+
+
+def sample_rows(path: Path) -> int:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return sum(1 for _ in csv.reader(handle)) - 1
+
+
+def test_bucket_to_queue_to_handler_loads_every_row(settings: Settings, samples_dir: Path) -> None:
+    assert settings.database_url
+    sample = sorted(samples_dir.glob("*.csv"))[0]
+    key = f"landing/{uuid.uuid4().hex[:6]} {sample.name}"  # a space: arrives URL-encoded
+    put(settings, key, sample.read_bytes())
+    report = drain_queue(settings)
+    assert report.failed == [] and report.succeeded >= 1
+    assert count(
+        settings.database_url, "select count(*) from raw.transactions where source_key = %s", key
+    ) == sample_rows(sample)
+    assert (
+        count(
+            settings.database_url,
+            "select count(*) from raw.loaded_files where source_key = %s and is_current",
+            key,
+        )
+        == 1
+    )
+
+
+def test_same_event_five_times_loads_once(settings: Settings, samples_dir: Path) -> None:
+    assert settings.database_url
+    sample = sorted(samples_dir.glob("*.csv"))[1]
+    key = "landing/a+b&c " + sample.name
+    put(settings, key, sample.read_bytes())
+    event = as_sqs(settings, s3_notification(settings, key))
+    for _ in range(5):
+        assert lambda_handler(event, LocalContext()) == {"batchItemFailures": []}
+    statuses = count(
+        settings.database_url, "select count(*) from raw.loaded_files where status = 'duplicate'"
+    )
+    assert statuses == 4
+    assert (
+        count(settings.database_url, "select count(*) from raw.loaded_files where is_current") == 1
+    )
+    assert count(settings.database_url, "select count(*) from raw.transactions") == sample_rows(
+        sample
+    )
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_missing_object_fails_only_its_message_and_test_events_are_ignored(
+    settings: Settings,
+) -> None:
+    good = f"landing/good-{uuid.uuid4().hex}.csv"
+    put(settings, good, (HEADER + "\n25/08/2021 09:00,B,N,Latte - 1.00,1.00,CASH,\n").encode())
+    test_event = {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Bucket": settings.landing_bucket,
+    }
+    event = as_sqs(
+        settings,
+        s3_notification(settings, good),
+        s3_notification(settings, f"landing/missing-{uuid.uuid4().hex}.csv"),
+        test_event,
+    )
+    response = lambda_handler(event, LocalContext())
+    missing_id = event["Records"][1]["messageId"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": missing_id}]}
+    assert lambda_handler(as_sqs(settings, test_event), LocalContext()) == {"batchItemFailures": []}
+
+
+def test_logs_and_metrics_hold_no_card_number(
+    settings: Settings, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert settings.database_url
+    lines = [
+        f"25/08/2021 09:00,Chesterfield,Ann,Latte - 2.45,2.45,CARD,{CARDS[0]}",
+        f"31/02/2024 09:00,Chesterfield,Bo,Latte - 2.45,2.45,CARD,{CARDS[1]}",
+        f"bad,line,{CARDS[1]}",
+    ]
+    key = f"landing/privacy-{uuid.uuid4().hex}.csv"
+    put(settings, key, ("\r\n".join([HEADER, *lines]) + "\r\n").encode())
+    # The powertools logger writes to the stream it found at import: tee it into a buffer.
+    structured = io.StringIO()
+    tee = logging.StreamHandler(structured)
+    tee.setFormatter(handler_logger.registered_formatter)
+    handler_logger.addHandler(tee)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            event = as_sqs(settings, s3_notification(settings, key))
+            response = lambda_handler(event, LocalContext())
+    finally:
+        logging.getLogger(SERVICE_NAME).removeHandler(tee)
+    assert response == {"batchItemFailures": []}
+    output = capfd.readouterr()
+    captured = output.out + output.err + caplog.text + structured.getvalue()
+    emf = [json.loads(line) for line in output.out.splitlines() if '"_aws"' in line]
+    assert emf and emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "CafeElt"
+    assert emf[-1]["RowsRejected"] == [2.0] and emf[-1]["RowsLoaded"] == [1.0]
+    logged = [json.loads(line) for line in structured.getvalue().splitlines()]
+    assert [entry["rows_rejected"] for entry in logged if entry["message"] == "file processed"] == [
+        2
+    ]
+    for card in CARDS:
+        assert card not in captured
+    assert (
+        count(
+            settings.database_url,
+            "select count(*) from raw.rejected_rows where raw_line like %s",
+            f"%{CARDS[1]}%",
+        )
+        == 0
+    )
+
+
+def test_direct_s3_event_loads(settings: Settings) -> None:
+    assert settings.database_url
+    key = f"landing/direct-{uuid.uuid4().hex}.csv"
+    put(
+        settings,
+        key,
+        io.BytesIO((HEADER + "\n25/08/2021 09:00,B,N,Latte - 1.00,1.00,CASH,\n").encode()).read(),
+    )
+    assert lambda_handler(s3_notification(settings, key), LocalContext()) == {
+        "batchItemFailures": []
+    }
+    assert (
+        count(
+            settings.database_url,
+            "select count(*) from raw.transactions where source_key = %s",
+            key,
+        )
+        == 1
+    )
