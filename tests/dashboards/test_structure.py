@@ -1,0 +1,300 @@
+"""The generated dashboards, provisioning and alert rules are what Grafana 11 expects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+import yaml
+from dashboard_helpers import (
+    PROVISIONING,
+    ROOT,
+    alert_documents,
+    all_dashboards,
+    marts_read,
+    provisioned_datasources,
+    sql_panel_queries,
+)
+
+from loader.dashboards import cafe_sales, pipeline_health
+from loader.dashboards.flavours import (
+    CLOUDWATCH_UID,
+    FLAVOURS,
+    POSTGRES,
+    REDSHIFT,
+    Flavour,
+    ResultFormat,
+)
+from loader.dashboards.generate import main as generate_main
+from loader.dashboards.generate import rendered_files, stale_files
+from loader.dashboards.macros import TimeRange, Variable, render
+
+DATASOURCE_REF = {
+    "type": "object",
+    "required": ["type", "uid"],
+    "properties": {"type": {"type": "string"}, "uid": {"type": "string", "minLength": 1}},
+}
+DASHBOARD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["uid", "title", "panels", "templating", "time", "schemaVersion", "timezone"],
+    "properties": {
+        "uid": {"type": "string", "pattern": "^[a-z0-9-]{3,40}$"},
+        "title": {"type": "string", "minLength": 1},
+        "time": {"type": "object", "required": ["from", "to"]},
+        "templating": {
+            "type": "object",
+            "required": ["list"],
+            "properties": {
+                "list": {
+                    "type": "array",
+                    "items": {"type": "object", "required": ["name", "type"]},
+                }
+            },
+        },
+        "panels": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["id", "type", "title", "gridPos", "datasource", "targets"],
+                "properties": {
+                    "id": {"type": "integer", "minimum": 1},
+                    "type": {
+                        "enum": ["stat", "timeseries", "table", "heatmap", "piechart", "bargauge"]
+                    },
+                    "title": {"type": "string", "minLength": 1},
+                    "datasource": DATASOURCE_REF,
+                    "gridPos": {
+                        "type": "object",
+                        "required": ["x", "y", "w", "h"],
+                        "properties": {
+                            "x": {"type": "integer", "minimum": 0, "maximum": 23},
+                            "y": {"type": "integer", "minimum": 0},
+                            "w": {"type": "integer", "minimum": 1, "maximum": 24},
+                            "h": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                    "targets": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["refId", "datasource"],
+                            "properties": {"datasource": DATASOURCE_REF},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+DASHBOARDS = list(all_dashboards())
+DASHBOARD_IDS = [f"{flavour.name}-{dashboard['uid']}" for flavour, dashboard in DASHBOARDS]
+
+
+def test_committed_files_are_up_to_date() -> None:
+    stale = stale_files(ROOT)
+    assert not stale, f"regenerate with `python -m loader.dashboards.generate`: {stale}"
+
+
+def test_check_mode_fails_on_a_stale_copy(tmp_path: Path) -> None:
+    assert generate_main(["--root", str(tmp_path), "--check"]) == 1
+    assert generate_main(["--root", str(tmp_path)]) == 0
+    assert generate_main(["--root", str(tmp_path), "--check"]) == 0
+    some_file = next(iter(rendered_files()))
+    (tmp_path / some_file).write_text("{}\n")
+    assert generate_main(["--root", str(tmp_path), "--check"]) == 1
+
+
+def test_both_flavours_of_both_dashboards_are_committed() -> None:
+    for flavour in FLAVOURS:
+        for uid in (cafe_sales.UID, pipeline_health.UID):
+            assert (ROOT / "infra/grafana/dashboards" / flavour.name / f"{uid}.json").is_file()
+
+
+@pytest.mark.parametrize(("flavour", "dashboard"), DASHBOARDS, ids=DASHBOARD_IDS)
+def test_dashboard_shape(flavour: Flavour, dashboard: dict[str, Any]) -> None:
+    jsonschema.validate(dashboard, DASHBOARD_SCHEMA)
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
+
+
+@pytest.mark.parametrize(("flavour", "dashboard"), DASHBOARDS, ids=DASHBOARD_IDS)
+def test_panels_do_not_overlap(flavour: Flavour, dashboard: dict[str, Any]) -> None:
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+
+
+@pytest.mark.parametrize(("flavour", "dashboard"), DASHBOARDS, ids=DASHBOARD_IDS)
+def test_every_datasource_reference_is_provisioned(
+    flavour: Flavour, dashboard: dict[str, Any]
+) -> None:
+    provisioned = provisioned_datasources()
+    references = [panel["datasource"] for panel in dashboard["panels"]]
+    references += [t["datasource"] for p in dashboard["panels"] for t in p["targets"]]
+    references += [v["datasource"] for v in dashboard["templating"]["list"] if "datasource" in v]
+    for reference in references:
+        assert provisioned.get(reference["uid"]) == reference["type"], reference
+    used = {reference["uid"] for reference in references}
+    assert flavour.datasource.uid in used
+    other = REDSHIFT if flavour is POSTGRES else POSTGRES
+    assert other.datasource.uid not in used
+
+
+@pytest.mark.parametrize("query", sql_panel_queries(), ids=str)
+def test_sql_targets_use_the_flavours_query_model(query: Any) -> None:
+    target = query.target
+    if query.flavour is POSTGRES:
+        assert "rawSQL" not in target and target["format"] in ("time_series", "table")
+        assert target["rawQuery"] is True and target["editorMode"] == "code"
+    else:
+        assert "rawSql" not in target and target["format"] in (0, 1)
+    window = TimeRange(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC))
+    variables = {
+        "branch": Variable.all_of("branch", ["Leeds"]),
+        "product_category": Variable.all_of("product_category", ["Tea"]),
+    }
+    expanded = render(query.sql, query.flavour.name, window, variables)
+    assert "$" not in expanded, "every macro and variable must expand"
+
+
+def test_business_dashboard_contents() -> None:
+    for flavour in FLAVOURS:
+        dashboard = next(d for f, d in DASHBOARDS if f is flavour and d["uid"] == cafe_sales.UID)
+        assert dashboard["title"] == "Café sales"
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        for name in ("branch", "product_category"):
+            assert variables[name]["multi"] is True and variables[name]["includeAll"] is True
+            assert "reporting.rpt_" in variables[name]["definition"]
+        stats = [p for p in dashboard["panels"] if p["type"] == "stat"]
+        assert [p["title"] for p in stats] == [
+            "Revenue",
+            "Transactions",
+            "Average basket",
+            "Active branches",
+            "Products sold",
+        ]
+        assert all(p["options"]["showPercentChange"] for p in stats)
+        types = {p["type"] for p in dashboard["panels"]}
+        assert {"timeseries", "piechart", "heatmap", "table", "bargauge"} <= types
+        top = next(p for p in dashboard["panels"] if p["title"] == "Top products")
+        sql = top["targets"][0][flavour.sql_key]
+        assert "${branch:sqlstring}" in sql and "${product_category:sqlstring}" in sql
+
+
+def _cloudwatch_targets(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        target
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        if target["datasource"]["uid"] == CLOUDWATCH_UID
+    ]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
+def test_cloudwatch_panels(flavour: Flavour) -> None:
+    dashboard = next(d for f, d in DASHBOARDS if f is flavour and d["uid"] == pipeline_health.UID)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["lambda_function"]["query"] and variables["dlq_name"]["query"]
+    targets = _cloudwatch_targets(dashboard)
+    lambda_metrics = {t["metricName"] for t in targets if t["namespace"] == "AWS/Lambda"}
+    assert lambda_metrics == {"Invocations", "Errors", "Duration", "Throttles"}
+    for target in targets:
+        assert target["queryMode"] == "Metrics" and target["statistic"]
+        assert target["region"] == "default" and target["matchExact"] is True
+        if target["namespace"] == "AWS/Lambda":
+            assert target["dimensions"] == {"FunctionName": "$lambda_function"}
+        else:
+            assert target["namespace"] == "AWS/SQS"
+            assert target["metricName"] == "ApproximateNumberOfMessagesVisible"
+            assert target["dimensions"] == {"QueueName": "$dlq_name"}
+
+
+def test_freshness_panel_turns_red_when_a_branch_is_silent() -> None:
+    dashboard = next(d for f, d in DASHBOARDS if d["uid"] == pipeline_health.UID)
+    panel = next(p for p in dashboard["panels"] if p["title"] == "Freshness per branch")
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1] == {"color": "red", "value": pipeline_health.SILENT_AFTER_HOURS}
+
+
+def test_datasource_provisioning() -> None:
+    document = yaml.safe_load((PROVISIONING / "datasources" / "cafe.yaml").read_text())
+    sources = {source["uid"]: source for source in document["datasources"]}
+    postgres = sources[POSTGRES.datasource.uid]
+    assert postgres["type"] == "grafana-postgresql-datasource"
+    assert postgres["user"] == "cafe_reporting"
+    assert postgres["secureJsonData"]["password"] == "$__env{CAFE_REPORTING_PASSWORD}"
+    assert "$__env{CAFE_PG_HOST}" in postgres["url"]
+    redshift = sources[REDSHIFT.datasource.uid]
+    assert redshift["type"] == "grafana-redshift-datasource"
+    assert "secureJsonData" not in redshift, "Redshift authenticates with IAM and Secrets Manager"
+    assert redshift["jsonData"]["useManagedSecret"] is True
+    assert sources[CLOUDWATCH_UID]["type"] == "cloudwatch"
+
+
+def test_dashboard_provider_points_at_one_flavour_folder() -> None:
+    document = yaml.safe_load((PROVISIONING / "dashboards" / "cafe.yaml").read_text())
+    (provider,) = document["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"].endswith("/$__env{CAFE_WAREHOUSE}")
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
+def test_alert_rules_structure(flavour: Flavour) -> None:
+    document = alert_documents()[flavour.name]
+    assert document["apiVersion"] == 1
+    (group,) = document["groups"]
+    assert group["folder"] and group["interval"] and group["orgId"] == 1
+    rules = {rule["uid"]: rule for rule in group["rules"]}
+    assert set(rules) == {"cafe-branch-silent", "cafe-rejected-rows"}
+    for rule in rules.values():
+        ref_ids = [query["refId"] for query in rule["data"]]
+        assert rule["condition"] in ref_ids
+        query, threshold = rule["data"]
+        assert query["datasourceUid"] == flavour.datasource.uid
+        assert query["relativeTimeRange"]["from"] > 0
+        assert query["model"]["format"] == flavour.formats[ResultFormat.TABLE]
+        assert threshold["datasourceUid"] == "__expr__"
+        assert threshold["model"]["type"] == "threshold"
+        assert threshold["model"]["expression"] == "A"
+        sql = query["model"][flavour.sql_key]
+        # Provisioning files are env-interpolated: every literal dollar must be doubled.
+        assert "$" not in sql.replace("$$", "")
+    assert "is_silent" in rules["cafe-branch-silent"]["data"][0]["model"][flavour.sql_key]
+
+
+@pytest.mark.parametrize(
+    ("exposure", "dashboard_uid"),
+    [("cafe_sales_dashboard", cafe_sales.UID), ("pipeline_health_dashboard", pipeline_health.UID)],
+)
+def test_dbt_exposures_list_exactly_the_marts_a_dashboard_reads(
+    exposure: str, dashboard_uid: str
+) -> None:
+    models = ROOT / "dbt_project" / "models"
+    if not models.is_dir():
+        pytest.skip("no dbt project in this checkout")
+    declared: list[dict[str, Any]] = []
+    for path in models.rglob("*.yml"):
+        document = yaml.safe_load(path.read_text()) or {}
+        declared += [e for e in document.get("exposures", []) if e.get("name") == exposure]
+    assert len(declared) == 1, f"exposure {exposure} must be declared once"
+    depends_on = {
+        ref.split("'")[1] if "'" in ref else ref.split('"')[1]
+        for ref in declared[0].get("depends_on", [])
+    }
+    assert depends_on == marts_read(
+        [q for q in sql_panel_queries() if q.dashboard_uid == dashboard_uid]
+    )
