@@ -1,0 +1,155 @@
+"""What would ship is what works: the built Lambda zip, alone in a clean venv, loads a file.
+
+The artefact is extracted into an empty folder and run by a brand-new virtual
+environment's interpreter with only that folder on PYTHONPATH, from a scratch working
+directory: nothing of the checkout or the project venv is importable. The event is the
+real S3 notification the local stack's bucket sent to its queue, wrapped as Lambda's SQS
+poller wraps it; the handler writes to a fresh PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from infra_helpers import built_lambda_artefact
+
+from loader.queue import sqs_event
+from loader.settings import Settings
+
+SAMPLE = "chesterfield_25-08-2021_09-00-00.csv"
+
+RUNNER = """
+import json, sys
+from pathlib import Path
+import loader
+assert Path(loader.__file__).is_relative_to(sys.argv[1]), loader.__file__
+from loader.handler import lambda_handler
+
+class Context:
+    function_name = "cafe-elt-loader"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:eu-west-2:000000000000:function:cafe-elt-loader"
+    aws_request_id = "artefact-test"
+
+result = lambda_handler(json.load(sys.stdin), Context())
+print("RESULT " + json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def clean_runtime(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(interpreter of an empty venv, folder holding the extracted artefact)."""
+    root = tmp_path_factory.mktemp("runtime")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    task = root / "task"  # where Lambda extracts the code: /var/task
+    with zipfile.ZipFile(built_lambda_artefact().path) as archive:
+        archive.extractall(task)
+    return root / "venv" / "bin" / "python", task
+
+
+def receive_event_for(settings: Settings, token: str) -> dict[str, Any]:
+    """The SQS event of the notification whose (URL-encoded) key contains `token`."""
+    sqs = boto3.client(
+        "sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region
+    )
+    assert settings.queue_url
+    for _ in range(20):
+        response = sqs.receive_message(
+            QueueUrl=settings.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        mine = [m for m in response.get("Messages", []) if token in m["Body"]]
+        if mine:
+            arn = sqs.get_queue_attributes(
+                QueueUrl=settings.queue_url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            event: dict[str, Any] = sqs_event(mine, arn, settings.aws_region)
+            return event
+    raise AssertionError(f"no notification for a key with {token} arrived")
+
+
+def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
+    stack: Settings,
+    fresh_database_url: str,
+    samples_dir: Path,
+    clean_runtime: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    python, task = clean_runtime
+    sample = samples_dir / SAMPLE
+    token = f"artefact-{uuid.uuid4().hex[:12]}"
+    key = f"landing/{token}/{SAMPLE}"
+    s3 = boto3.client("s3", endpoint_url=stack.aws_endpoint_url, region_name=stack.aws_region)
+    s3.put_object(Bucket=stack.landing_bucket, Key=key, Body=sample.read_bytes())
+    event = receive_event_for(stack, token)
+
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(task),
+        "PYTHONNOUSERSITE": "1",
+        "CAFE_STATE_DIR": str(tmp_path / "no-stack"),
+        "CAFE_WAREHOUSE": "postgres",
+        "CAFE_DATABASE_URL": fresh_database_url,
+        "CAFE_AWS_ENDPOINT_URL": str(stack.aws_endpoint_url),
+        "CAFE_LANDING_BUCKET": stack.landing_bucket,
+        "CAFE_CARD_KEY_FILE": str(tmp_path / "card_hash.key"),
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": stack.aws_region,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "cafe-loader",
+        "POWERTOOLS_METRICS_NAMESPACE": "CafeElt",
+    }
+    completed = subprocess.run(
+        [str(python), "-c", RUNNER, str(task)],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (result_line,) = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert json.loads(result_line.removeprefix("RESULT ")) == {"batchItemFailures": []}
+
+    data_lines = [line for line in sample.read_bytes().splitlines()[1:] if line.strip()]
+    with psycopg.connect(fresh_database_url) as connection:
+        ledger = connection.execute(
+            "select status, rows_read, rows_loaded, rows_rejected from raw.loaded_files"
+            " where source_key = %s",
+            (key,),
+        ).fetchall()
+        loaded = connection.execute(
+            "select count(*), count(distinct line_number) from raw.transactions"
+            " where source_key = %s",
+            (key,),
+        ).fetchone()
+    ((status, read, loaded_count, rejected),) = ledger
+    assert status == "loaded"
+    assert read == len(data_lines) == loaded_count + rejected
+    assert loaded == (loaded_count, loaded_count) and loaded_count > 0
+
+    # The alarms read the handler's EMF metrics from its log output.
+    emf = [json.loads(line) for line in completed.stdout.splitlines() if '"_aws"' in line]
+    published = {
+        metric["Name"]
+        for document in emf
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        if directive["Namespace"] == "CafeElt"
+        for metric in directive["Metrics"]
+    }
+    assert {"FilesLoaded", "RowsLoaded"} <= published
+    assert os.environ.get("CAFE_DATABASE_URL") != fresh_database_url  # the test env is untouched
