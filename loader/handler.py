@@ -21,12 +21,13 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from loader.errors import CafeError
 from loader.events import Message, ObjectRef, parse_event
+from loader.filenames import parse_export_name
 from loader.hashing import load_card_key
 from loader.ledger import LoadResult, Status
 from loader.service import Warehouse, error_text_of, load_file, open_warehouse
@@ -79,9 +80,29 @@ def load_object(
         return load_file(spool, ref.key, warehouse=warehouse, key=load_card_key(settings))
 
 
+def _record_branch_file(source_key: str) -> None:
+    """FilesLoaded per branch: the "no file from a branch in 26 hours" alarms watch it.
+
+    A metric of its own, because a dimension added to the shared `metrics` object would
+    split every other metric of the invocation by branch too.
+    """
+    export = parse_export_name(source_key)
+    if export is None:
+        return
+    with single_metric(
+        name="FilesLoaded",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": SERVICE_NAME},
+    ) as metric:
+        metric.add_dimension(name="branch", value=export.branch_name.lower())
+
+
 def _record_metrics(result: LoadResult) -> None:
     if result.status in (Status.LOADED, Status.REPLACED):
         metrics.add_metric(name="FilesLoaded", unit=MetricUnit.Count, value=1)
+        _record_branch_file(result.source_key)
         metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=result.counts.loaded)
         metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.counts.rejected)
     elif result.status is Status.DUPLICATE:

@@ -210,3 +210,26 @@ def test_direct_s3_event_loads(settings: Settings) -> None:
         )
         == 1
     )
+
+
+def test_each_loaded_file_publishes_its_branch_for_the_silence_alarm(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    key = f"landing/{uuid.uuid4().hex[:4]}/ludlow_02-03-2024_09-00-00.csv"
+    put(
+        settings,
+        key,
+        (HEADER + "\r\n02/03/2024 09:00,Ludlow,N,Latte - 1.00,1.00,CASH,\r\n").encode(),
+    )
+    capfd.readouterr()
+    response = lambda_handler(as_sqs(settings, s3_notification(settings, key)), LocalContext())
+    assert response == {"batchItemFailures": []}
+    emf = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
+    per_branch = [entry for entry in emf if entry.get("branch") == "ludlow"]
+    assert len(per_branch) == 1
+    assert per_branch[0]["FilesLoaded"] in (1.0, [1.0])
+    assert per_branch[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "branch"]]
+    # A duplicate delivery is not a new file: no second branch datapoint.
+    lambda_handler(as_sqs(settings, s3_notification(settings, key)), LocalContext())
+    again = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
+    assert not [entry for entry in again if entry.get("branch") == "ludlow"]
