@@ -49,5 +49,14 @@ bench: setup  ## benchmarks: ratios against raw COPY, a row-at-a-time loader, fu
 down:  ## stop the local stack
 	@if [ -x $(CAFE) ]; then $(CAFE) down; else echo "nothing to stop (no .venv)"; fi
 
+package: setup  ## build the Lambda artefact and the dbt source zip into build/
+	infra/package.sh
+
+deploy: setup  ## deploy to AWS (needs the aws CLI and credentials; see infra/README.md)
+	infra/deploy.sh
+
+destroy:  ## remove the AWS deployment (keeps landing data unless CAFE_DESTROY_DATA=yes)
+	infra/destroy.sh
+
 clean: down  ## remove the local stack's data and build output
 	rm -rf .local build dbt_project/target dbt_project/logs
