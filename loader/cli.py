@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "loader.commands.load",
     "loader.commands.build",
     "loader.commands.report",
+    "loader.commands.pipeline",
 )
 
 
@@ -30,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:  # TEMPORARY while the parts are being written
-            if error.name != module_name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

@@ -1,0 +1,194 @@
+"""dbt benchmark: a full rebuild against an incremental build after one more day of files.
+
+    python -m bench.bench_dbt [--branches 10] [--days 80] [--seed 2021]
+
+In a scratch database of the running stack (`cafe up`, or CAFE_DATABASE_URL) it loads
+BRANCHES x DAYS generated branch files through the loader (about 200k transactions with
+the defaults), builds the project once, loads one more day of files (one per branch) and
+then times, on the same data:
+
+(a) `dbt build` — incremental: the facts add only the new file versions;
+(b) `dbt build --full-refresh` — everything rebuilt from raw (the anchor).
+
+Both include the tests. Besides wall-clock time it prints the time dbt spent in models and
+in tests (from run_results.json), and the facts' own times, where incremental pays off.
+The scratch database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from loader.commands.build import run_dbt
+from loader.errors import ConfigurationError
+from loader.generate import GenerationPlan, iter_generated_files
+from loader.hashing import load_card_key
+from loader.service import load_path, open_warehouse
+from loader.settings import Settings, load_settings
+
+FACTS = ("fct_transactions", "fct_transaction_items")
+SLOWEST_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class BuildTiming:
+    wall_seconds: float
+    model_seconds: float
+    test_seconds: float
+    fact_seconds: float
+    slowest: tuple[tuple[str, float], ...]
+
+
+def _with_database(url: str, database: str) -> str:
+    return url.rsplit("/", 1)[0] + f"/{database}"
+
+
+@contextmanager
+def scratch_database(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at a new empty database of the same server; dropped afterwards."""
+    if not settings.database_url:
+        raise ConfigurationError("no database: run `cafe up` or set CAFE_DATABASE_URL")
+    name = f"cafe_bench_dbt_{uuid.uuid4().hex[:8]}"
+    admin = _with_database(settings.database_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield dataclasses.replace(
+            settings, database_url=_with_database(settings.database_url, name)
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+def load(settings: Settings, files: list[Path]) -> int:
+    """Load files through the loader's own code path; the rows loaded."""
+    warehouse = open_warehouse(settings)
+    key = load_card_key(settings)
+    return sum(
+        load_path(path, path.name, warehouse=warehouse, key=key).counts.loaded for path in files
+    )
+
+
+def build(settings: Settings, target_path: Path, *extra: str) -> BuildTiming:
+    """`dbt build` (into a private target folder), timed, with dbt's own breakdown."""
+    started = time.perf_counter()
+    exit_code = run_dbt(["build", "--quiet", "--target-path", str(target_path), *extra], settings)
+    wall = time.perf_counter() - started
+    if exit_code:
+        raise RuntimeError(f"dbt build {' '.join(extra)} failed with exit code {exit_code}")
+    results = json.loads((target_path / "run_results.json").read_text())["results"]
+    by_kind: dict[str, float] = {"model": 0.0, "test": 0.0, "unit_test": 0.0, "fact": 0.0}
+    for result in results:
+        kind = result["unique_id"].split(".", 1)[0]
+        seconds = float(result["execution_time"])
+        by_kind[kind] = by_kind.get(kind, 0.0) + seconds
+        if kind == "model" and result["unique_id"].rsplit(".", 1)[-1] in FACTS:
+            by_kind["fact"] += seconds
+    ranked = sorted(results, key=lambda result: -float(result["execution_time"]))
+    return BuildTiming(
+        slowest=tuple(
+            (result["unique_id"].split(".", 2)[-1], float(result["execution_time"]))
+            for result in ranked[:SLOWEST_SHOWN]
+        ),
+        wall_seconds=wall,
+        model_seconds=by_kind["model"],
+        test_seconds=by_kind["test"] + by_kind["unit_test"],
+        fact_seconds=by_kind["fact"],
+    )
+
+
+def count_rows(settings: Settings, schema: str, table: str) -> int:
+    assert settings.database_url
+    query = sql.SQL("select count(*) from {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(table)
+    )
+    with psycopg.connect(settings.database_url) as connection:
+        found = connection.execute(query).fetchone()
+    return int(found[0]) if found else 0
+
+
+def generate(plan: GenerationPlan, folder: Path) -> tuple[list[Path], list[Path]]:
+    """The plan's files, split into all days but the last, and the last day's files."""
+    last_day = plan.start + timedelta(days=plan.days - 1)
+    earlier: list[Path] = []
+    last: list[Path] = []
+    for generated in iter_generated_files(plan, folder):
+        (last if generated.day == last_day else earlier).append(generated.path)
+    return earlier, last
+
+
+def _print_timing(name: str, timing: BuildTiming) -> None:
+    print(
+        f"  {name:<34} {timing.wall_seconds:>7.1f} s wall"
+        f"  (models {timing.model_seconds:>6.1f} s, tests {timing.test_seconds:>6.1f} s,"
+        f" facts {timing.fact_seconds:>6.1f} s)"
+    )
+    print(
+        "      slowest: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timing.slowest)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--branches", type=int, default=10)
+    parser.add_argument("--days", type=int, default=80, help="days loaded before the extra day")
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
+    parser.add_argument("--seed", type=int, default=2021)
+    args = parser.parse_args(argv)
+    plan = GenerationPlan.for_run(args.branches, args.days + 1, args.start, args.seed)
+
+    with scratch_database(load_settings()) as settings, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        earlier, last_day = generate(plan, folder / "files")
+        started = time.perf_counter()
+        loaded = load(settings, earlier)
+        print(
+            f"loaded {loaded:,} transactions from {len(earlier)} files"
+            f" in {time.perf_counter() - started:.1f} s"
+        )
+        first = build(settings, folder / "target_first")
+        _print_timing("first build (empty facts)", first)
+
+        extra = load(settings, last_day)
+        print(f"one more day: {extra:,} transactions from {len(last_day)} files")
+        incremental = build(settings, folder / "target_incremental")
+        facts_incremental = count_rows(settings, "marts", "fct_transactions")
+        full = build(settings, folder / "target_full", "--full-refresh")
+        facts_full = count_rows(settings, "marts", "fct_transactions")
+
+    print(f"dbt build on {facts_full:,} transactions ({args.branches} branches):")
+    _print_timing("(a) incremental dbt build", incremental)
+    _print_timing("(b) dbt build --full-refresh", full)
+    print(
+        f"  full-refresh / incremental, wall  = {full.wall_seconds / incremental.wall_seconds:.2f}x"
+    )
+    if incremental.fact_seconds > 0:
+        print(
+            "  full-refresh / incremental, facts = "
+            f"{full.fact_seconds / incremental.fact_seconds:.2f}x"
+        )
+    if facts_incremental != facts_full:
+        print(f"  MISMATCH: incremental {facts_incremental:,} vs full {facts_full:,} transactions")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+{#
+    Integers 1..10^digits from a cross join of ten-row digit lists: portable to Redshift,
+    where generate_series runs on the leader node only and recursive CTEs are limited.
+#}
+{% macro numbers_spine(digits) -%}
+    {%- for position in range(digits) %}
+    {% if not loop.first %}cross join {% endif -%}
+    (
+        select 0 as d union all select 1 union all select 2 union all select 3
+        union all select 4 union all select 5 union all select 6 union all select 7
+        union all select 8 union all select 9
+    ) as digit_{{ position }}
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro numbers_value(digits) -%}
+    {%- for position in range(digits) -%}
+        digit_{{ position }}.d * {{ 10 ** position }}{% if not loop.last %} + {% endif %}
+    {%- endfor %} + 1
+{%- endmacro %}

@@ -1,0 +1,56 @@
+-- One row per café-local calendar day from the first to the last trading day.
+{{ config(dist='all' if target.type == 'redshift' else none) }}
+
+with
+
+bounds as (
+
+    select
+        min(cast(transacted_at_local as date)) as first_day,
+        max(cast(transacted_at_local as date)) as last_day
+    from {{ ref('stg_till__transactions') }}
+
+),
+
+days as (
+
+    select
+        cast(
+            {{ dbt.dateadd('day', 'numbers.n - 1', 'bounds.first_day') }}
+            as date
+        ) as date_day
+    from bounds
+    inner join {{ ref('int_numbers') }} as numbers
+        on numbers.n <= {{ days_between('bounds.first_day', 'bounds.last_day') }} + 1
+
+),
+
+described as (
+
+    select
+        date_day,
+        {{ iso_weekday('date_day') }} as weekday_number
+    from days
+
+),
+
+final as (
+
+    select
+        cast(date_day as date) as date_day,
+        cast({{ local_to_utc('cast(date_day as timestamp)') }} as timestamptz) as day_start_utc,
+        {{ week_start('date_day') }} as week_start_local,
+        cast({{ dbt.date_trunc('month', 'date_day') }} as date) as month_start_local,
+        cast(extract(year from date_day) as integer) as year_number,
+        cast(weekday_number as integer) as weekday_number,
+        cast(case weekday_number
+            when 1 then 'Monday' when 2 then 'Tuesday' when 3 then 'Wednesday'
+            when 4 then 'Thursday' when 5 then 'Friday' when 6 then 'Saturday'
+            else 'Sunday'
+        end as varchar(16)) as weekday_name,
+        weekday_number >= 6 as is_weekend
+    from described
+
+)
+
+select * from final

@@ -1,0 +1,75 @@
+-- Units and revenue per café-local day, branch and product.
+with
+
+items as (
+
+    select * from {{ ref('fct_transaction_items') }}
+
+),
+
+transactions as (
+
+    select
+        transaction_id,
+        branch_key,
+        sales_date_local
+    from {{ ref('fct_transactions') }}
+
+),
+
+products as (
+
+    select * from {{ ref('dim_products') }}
+
+),
+
+branches as (
+
+    select * from {{ ref('dim_branches') }}
+
+),
+
+dates as (
+
+    select * from {{ ref('dim_dates') }}
+
+),
+
+daily as (
+
+    select
+        transactions.sales_date_local,
+        transactions.branch_key,
+        items.product_key,
+        sum(items.quantity) as quantity,
+        sum(items.line_amount) as revenue
+    from items
+    inner join transactions
+        on items.transaction_id = transactions.transaction_id
+    group by transactions.sales_date_local, transactions.branch_key, items.product_key
+
+),
+
+final as (
+
+    select
+        cast(daily.sales_date_local as date) as sales_date_local,
+        cast(dates.day_start_utc as timestamptz) as day_start_utc,
+        cast(branches.branch_name as varchar(256)) as branch_name,
+        cast(products.product_key as varchar(32)) as product_key,
+        cast(products.product_name as varchar(256)) as product_name,
+        cast(products.product_category as varchar(32)) as product_category,
+        cast(products.size as varchar(16)) as size,
+        cast(daily.quantity as integer) as quantity,
+        cast(daily.revenue as numeric(14, 2)) as revenue
+    from daily
+    inner join products
+        on daily.product_key = products.product_key
+    inner join branches
+        on daily.branch_key = branches.branch_key
+    inner join dates
+        on daily.sales_date_local = dates.date_day
+
+)
+
+select * from final

@@ -1,0 +1,48 @@
+-- One row per till transaction (a CSV line). customer_name is left behind in raw.
+with
+
+source as (
+
+    select * from {{ source('till', 'transactions') }}
+
+),
+
+renamed as (
+
+    select
+        source_key,
+        line_number,
+        file_checksum,
+        {{ parse_till_timestamp('transaction_date') }} as transacted_at_local,
+        branch_name,
+        basket,
+        total_amount,
+        case payment_type when 'CARD' then 'Card' when 'CASH' then 'Cash' end as payment_method,
+        card_hash as customer_key,
+        card_key_version,
+        loaded_at
+    from source
+
+),
+
+final as (
+
+    select
+        {{ dbt.hash(dbt.concat(['source_key', "'|'", 'line_number'])) }} as transaction_id,
+        source_key,
+        line_number,
+        file_checksum,
+        transacted_at_local,
+        {{ local_to_utc('transacted_at_local') }} as transacted_at_utc,
+        branch_name,
+        basket,
+        total_amount,
+        payment_method,
+        customer_key,
+        card_key_version,
+        loaded_at
+    from renamed
+
+)
+
+select * from final
