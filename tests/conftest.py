@@ -8,6 +8,8 @@ under test somewhere else.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,9 +48,21 @@ def samples_dir() -> Path:
     return SAMPLES_DIR
 
 
+def make_stack_dir(prefix: str) -> Path:
+    """A folder for a test stack outside pytest's temporary tree.
+
+    PostgreSQL runs as another system user when tests run as root, and every pytest
+    session resets `/tmp/pytest-of-<user>` to mode 0700 (and prunes old runs), which would
+    pull the data folder from under a server that another session is still using.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="session")
-def stack_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack")
+def stack_root() -> Iterator[Path]:
+    root = make_stack_dir("cafe-test-stack-")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 
 from loader import stack as local_stack
+from tests.conftest import make_stack_dir
 
 
 def _cafe(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,10 +37,11 @@ def _cafe(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def run_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("run")
+def run_state() -> Iterator[Path]:
+    state = make_stack_dir("cafe-run-")
     yield state
     local_stack.down(state)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def test_cafe_run_twice_loads_once_and_reconciles(run_state: Path) -> None:

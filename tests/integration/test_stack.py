@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -19,6 +21,7 @@ import pytest
 from loader import stack as local_stack
 from loader.errors import StackError
 from loader.settings import Settings
+from tests.conftest import make_stack_dir
 
 
 def _cafe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,9 +44,13 @@ def _project_processes(root: Path) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def private_root(tmp_path: Path) -> Path:
+def private_root() -> Iterator[Path]:
     # Short path: PostgreSQL's Unix socket path must stay under 108 bytes.
-    return tmp_path
+    root = make_stack_dir("cafe-stack-")
+    yield root
+    local_stack.down(root)
+    local_stack.down(root / "other")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_lifecycle_start_reuse_crash_recovery_and_stop(private_root: Path) -> None:
