@@ -96,6 +96,30 @@ class Decision(enum.Enum):
     SKIP = Status.DUPLICATE
 
 
+def ledger_values(
+    file: FileVersion, status: Status, is_current: bool, counts: RowCounts
+) -> tuple[object, ...]:
+    """The ledger row's values, in `raw.loaded_files` column order up to `started_at`.
+
+    Both writers insert the same row; each adds `finished_at` (its own clock), the error
+    text and the loader version in its dialect.
+    """
+    return (
+        file.load_id,
+        file.source_key,
+        file.checksum,
+        file.size_bytes,
+        file.branch_name,
+        file.exported_at,
+        status.value,
+        is_current,
+        counts.read,
+        counts.loaded,
+        counts.rejected,
+        file.started_at,
+    )
+
+
 def decide(current_checksum: str | None, checksum: str) -> Decision:
     """What to do with a file version given the key's current checksum (None: never loaded)."""
     if current_checksum is None:

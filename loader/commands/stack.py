@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loader import stack
+from loader.commands.load import print_recent_loads
 from loader.settings import load_settings
 
 console = Console()
@@ -63,10 +64,6 @@ def _print_components() -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     _print_components()
-    try:
-        from loader.commands.load import print_recent_loads
-    except ImportError:  # the loader is optional for the stack commands
-        return 0
     if any(c.running for c in stack.status() if c.name == "postgres"):
         print_recent_loads(load_settings(), args.limit)
     return 0

@@ -35,6 +35,7 @@ from loader.ledger import (
     RowCounts,
     Status,
     decide,
+    ledger_values,
     result_of,
 )
 from loader.schema import LEDGER_COLUMNS, REJECTED_COLUMNS, TRANSACTION_COLUMNS, ensure_schema
@@ -151,22 +152,7 @@ class PostgresWarehouse:
     ) -> None:
         connection.execute(
             _INSERT_LEDGER,
-            (
-                file.load_id,
-                file.source_key,
-                file.checksum,
-                file.size_bytes,
-                file.branch_name,
-                file.exported_at,
-                status.value,
-                is_current,
-                counts.read,
-                counts.loaded,
-                counts.rejected,
-                file.started_at,
-                error_text,
-                LOADER_VERSION,
-            ),
+            (*ledger_values(file, status, is_current, counts), error_text, LOADER_VERSION),
         )
 
 

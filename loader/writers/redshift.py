@@ -48,6 +48,7 @@ from loader.ledger import (
     RowCounts,
     Status,
     decide,
+    ledger_values,
     result_of,
 )
 from loader.schema import LEDGER_COLUMNS
@@ -208,21 +209,7 @@ class RedshiftWarehouse:
         counts: RowCounts,
         error_text: str | None = None,
     ) -> str:
-        values = (
-            file.load_id,
-            file.source_key,
-            file.checksum,
-            file.size_bytes,
-            file.branch_name,
-            file.exported_at,
-            status.value,
-            is_current,
-            counts.read,
-            counts.loaded,
-            counts.rejected,
-            file.started_at,
-        )
-        literals = [sql_literal(value) for value in values]
+        literals = [sql_literal(value) for value in ledger_values(file, status, is_current, counts)]
         literals += ["getdate()", sql_literal(_one_line(error_text)), sql_literal(LOADER_VERSION)]
         return (
             f'insert into "raw".loaded_files ({", ".join(LEDGER_COLUMNS)})'
