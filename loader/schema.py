@@ -8,7 +8,13 @@ both miss and one fails), so the DDL runs under a transaction-scoped advisory lo
 
 Redshift: `RAW` is a reserved word there, so the schema is quoted (`"raw"`) in its DDL and
 in every statement the Redshift writer sends. `REDSHIFT_DDL` is run once at deploy time
-(the Data API user may not own DDL).
+(the Data API user may not own DDL). Redshift has no `add column if not exists`, and a
+Parquet COPY needs the table's columns exactly, so a later change to a Redshift table is
+appended to `REDSHIFT_MIGRATIONS` as an `(id, sql)` pair: `infra/bootstrap_warehouse.py`
+(run by `make deploy`) applies the pairs it has not applied yet, in order, each in one
+transaction with its record in `"raw".schema_migrations`. Ids never change once deployed.
+The Redshift tables have no time defaults: a default must have its column's type
+there, `getdate()` is a plain timestamp, and the writer stamps `loaded_at` and `rejected_at`.
 `raw.transactions` is distributed on `source_key` so a file's rows sit on one slice, which
 makes the per-file delete of a replacement cheap, and sorted on (`source_key`,
 `line_number`), the key the delete and the staging model read by. The small ledger is
@@ -174,7 +180,7 @@ REDSHIFT_DDL: Final[tuple[str, ...]] = (
         line_number integer not null,
         reason varchar(1024) not null,
         raw_line varchar(65535),
-        rejected_at timestamptz not null default getdate(),
+        rejected_at timestamptz not null,
         primary key (source_key, line_number)
     )
     diststyle key
@@ -182,6 +188,14 @@ REDSHIFT_DDL: Final[tuple[str, ...]] = (
     sortkey (source_key, line_number)
     """,
 )
+
+# Changes to the Redshift tables after the first deploy, as (migration id, SQL) pairs,
+# applied in this order by the bootstrap. Append only: never edit or reorder a deployed pair.
+# Each pair runs in one transaction with its record, so it may not be a statement Redshift
+# refuses inside a transaction block (`alter table ... alter column ... type`): use add
+# column, update, drop column and rename instead. Keep REDSHIFT_DDL the first release's shape
+# (a fresh database runs it, then every migration).
+REDSHIFT_MIGRATIONS: Final[tuple[tuple[str, str], ...]] = ()
 
 _EXPECTED_COLUMNS: Final = (
     *(("transactions", column) for column in (*TRANSACTION_COLUMNS, "loaded_at")),
