@@ -15,6 +15,10 @@ require_aws() {
 PROJECT=${CAFE_PROJECT:-cafe-elt}
 REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-eu-west-2}}
 export AWS_REGION=$REGION AWS_DEFAULT_REGION=$REGION
+# Where Redshift Serverless exports its connection, user and user-activity logs (one log
+# group per type for the whole account and region; Redshift creates them never-expiring).
+REDSHIFT_LOG_GROUPS=(/aws/redshift/serverless/connectionlog /aws/redshift/serverless/userlog
+    /aws/redshift/serverless/useractivitylog)
 
 stack_name() { echo "$PROJECT-$1"; }
 
@@ -26,6 +30,13 @@ stack_output() {
 
 stack_exists() {
     aws cloudformation describe-stacks --stack-name "$(stack_name "$1")" >/dev/null 2>&1
+}
+
+# The loader's SQS event source mapping as "UUID STATE", or nothing.
+loader_trigger() {
+    aws lambda list-event-source-mappings --function-name "$PROJECT-loader" \
+        --query 'EventSourceMappings[0].[UUID, State]' --output text 2>/dev/null \
+        | grep -v '^None' || true
 }
 
 # Delete every object version and delete marker of a bucket (versioned buckets).

@@ -83,6 +83,8 @@ def test_every_checkov_skip_carries_a_reason(path: Path) -> None:
             assert len(str(skip.get("comment", "")).split()) >= 8, (name, skip["id"])
 
 
-@pytest.mark.parametrize("script", ["deploy.sh", "destroy.sh", "package.sh", "lib.sh"])
+@pytest.mark.parametrize(
+    "script", ["deploy.sh", "destroy.sh", "package.sh", "lib.sh", "dbt-runner/scheduled-build.sh"]
+)
 def test_shell_scripts_parse(script: str) -> None:
     subprocess.run(["bash", "-n", str(INFRA / script)], check=True)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The scheduled dbt build, as CodeBuild runs it (infra/dbt-runner/scheduled-build.yml), from
+# the root of the dbt source zip:
+#
+#   scheduled-build.sh build     dbt source freshness (a failure is reported, never fatal),
+#                                dbt build --target prod (--full-refresh when
+#                                CAFE_DBT_FULL_REFRESH=true), dbt docs generate --static;
+#                                each artifact is copied aside as soon as it is written,
+#                                because the next dbt command overwrites run_results.json
+#   scheduled-build.sh publish   every artifact to $CAFE_DBT_ARTIFACTS_URI/runs/<UTC time>-<build>/,
+#                                and to $CAFE_DBT_ARTIFACTS_URI/latest/ only when the build
+#                                succeeded: slim CI defers to latest/manifest.json and the
+#                                docs site is latest/static_index.html
+#
+# Settings: DBT [dbt], CAFE_DBT_TARGET [prod], CAFE_DBT_FULL_REFRESH [false],
+# CAFE_DBT_ARTIFACTS_DIR [/tmp/dbt-artifacts], CAFE_DBT_ARTIFACTS_URI (publish),
+# CODEBUILD_BUILD_SUCCEEDING and CODEBUILD_BUILD_NUMBER (set by CodeBuild).
+set -euo pipefail
+
+DBT=${DBT:-dbt}
+TARGET=${CAFE_DBT_TARGET:-prod}
+ARTIFACTS=${CAFE_DBT_ARTIFACTS_DIR:-/tmp/dbt-artifacts}
+PUBLISHED=(sources.json manifest.json run_results.json catalog.json static_index.html)
+
+keep() {  # keep FILE...: copy what dbt wrote into the artifacts folder
+    local name
+    for name in "$@"; do
+        if [ -f "target/$name" ]; then cp "target/$name" "$ARTIFACTS/$name"; fi
+    done
+}
+
+build() {
+    mkdir -p "$ARTIFACTS"
+    cd dbt_project
+    "$DBT" --version
+    local freshness=0 status=0
+    "$DBT" source freshness --target "$TARGET" || freshness=$?
+    keep sources.json
+    if [ "$freshness" -ne 0 ]; then
+        echo "scheduled-build: source freshness failed (exit $freshness): a source is late;" \
+            "building anyway, sources.json says which" >&2
+    fi
+    local flags=()
+    if [ "${CAFE_DBT_FULL_REFRESH:-false}" = true ]; then flags+=(--full-refresh); fi
+    "$DBT" build --target "$TARGET" "${flags[@]}" || status=$?
+    keep manifest.json run_results.json
+    # The docs describe whatever the build left; their failure must not hide the build's.
+    if "$DBT" docs generate --target "$TARGET" --static; then
+        keep catalog.json static_index.html
+    else
+        echo "scheduled-build: dbt docs generate failed; the previous docs site stays" >&2
+    fi
+    return "$status"
+}
+
+publish() {
+    local destination=${CAFE_DBT_ARTIFACTS_URI:?CAFE_DBT_ARTIFACTS_URI is not set}
+    local run name
+    run="$destination/runs/$(date -u +%Y-%m-%dT%H%M%SZ)-${CODEBUILD_BUILD_NUMBER:-manual}"
+    for name in "${PUBLISHED[@]}"; do
+        [ -f "$ARTIFACTS/$name" ] || continue
+        aws s3 cp --only-show-errors "$ARTIFACTS/$name" "$run/$name"
+    done
+    echo "scheduled-build: artifacts in $run/"
+    if [ "${CODEBUILD_BUILD_SUCCEEDING:-0}" != 1 ]; then
+        echo "scheduled-build: the build failed; $destination/latest/ keeps the last good build" >&2
+        return 0
+    fi
+    for name in "${PUBLISHED[@]}"; do
+        [ -f "$ARTIFACTS/$name" ] || continue
+        aws s3 cp --only-show-errors "$ARTIFACTS/$name" "$destination/latest/$name"
+    done
+    echo "scheduled-build: $destination/latest/ updated"
+}
+
+case "${1:-}" in
+    build) build ;;
+    publish) publish ;;
+    *) echo "usage: $0 build|publish" >&2; exit 2 ;;
+esac
