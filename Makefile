@@ -6,12 +6,23 @@ BIN := $(VENV)/bin
 CAFE := $(BIN)/cafe
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint typecheck pytest bench down package deploy destroy clean
+.PHONY: help setup browser run test lint typecheck pytest bench down package deploy destroy clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(TOOLS_VENV)/.installed  ## create .venv and install pinned dependencies
+setup: $(VENV)/.installed $(TOOLS_VENV)/.installed browser  ## create .venv and install pinned dependencies
+
+# The docs site and the report are tested in a real headless browser: Debian's chromium
+# (Playwright drives it; its own browser download cannot reach its CDN from here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: install it (apt-get install chromium) for the browser tests"; \
+	  fi; }
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -33,12 +33,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from loader.commands.build import run_dbt
+from cafe.commands.build import run_dbt
+from cafe.samples import GenerationPlan, iter_generated_files
 from loader.errors import ConfigurationError
-from loader.generate import GenerationPlan, iter_generated_files
 from loader.hashing import load_card_key
-from loader.service import load_path, open_warehouse
+from loader.service import load_path
 from loader.settings import Settings, load_settings
+from loader.writers import open_warehouse
 
 FACTS = ("fct_transactions", "fct_transaction_items")
 SLOWEST_SHOWN = 5

@@ -7,9 +7,5 @@ class CafeError(Exception):
     exit_code = 1
 
 
-class StackError(CafeError):
-    """The local stack cannot start, is not running, or is misconfigured."""
-
-
 class ConfigurationError(CafeError):
     """A setting is missing or invalid."""

@@ -13,8 +13,6 @@ memory whole: the loader needs a seekable file to checksum it before parsing.
 
 from __future__ import annotations
 
-import functools
-import os
 import tempfile
 import time
 import warnings
@@ -25,13 +23,16 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from loader.aws import aws_client
+from loader.batches import Warehouse
 from loader.errors import CafeError
 from loader.events import Message, ObjectRef, parse_event
 from loader.filenames import parse_export_name
 from loader.hashing import load_card_key
 from loader.ledger import LoadResult, Status
-from loader.service import Warehouse, error_text_of, load_file, open_warehouse
+from loader.service import error_text_of, load_file
 from loader.settings import Settings, load_settings
+from loader.writers import open_warehouse
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -48,26 +49,6 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 class LoadFailed(CafeError):
     """At least one object of a direct S3 invocation failed to load."""
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_client(service_name: str, endpoint_url: str | None, region: str) -> Any:
-    import boto3
-
-    session: Any = boto3.session.Session()
-    return session.client(service_name, endpoint_url=endpoint_url, region_name=region)
-
-
-def aws_client(settings: Settings, service_name: str) -> Any:
-    """A boto3 client, reused across invocations of a warm container.
-
-    Against a local endpoint (moto) any credentials do; dummy ones are set when none are,
-    so that boto3 does not go looking for real ones.
-    """
-    if settings.aws_endpoint_url:
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    return _cached_client(service_name, settings.aws_endpoint_url, settings.aws_region)
 
 
 def load_object(

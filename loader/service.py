@@ -16,63 +16,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, Protocol
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loader.batches import TRANSACTIONS_SCHEMA, CleanBatch, Warehouse
 from loader.errors import CafeError, ConfigurationError
 from loader.hashing import CardHasher, CardKey
 from loader.ledger import FileVersion, LoadResult, RowCounts, Status, result_of
 from loader.reading import FileFacts, UnreadableFile, inspect_file, read_blocks
-from loader.settings import Settings
-from loader.validation import RejectedRow, reject_malformed, sanitise_text, validate_block
+from loader.validation import reject_malformed, sanitise_text, validate_block
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 4096
-
-TRANSACTIONS_SCHEMA: Final = pa.schema(
-    [
-        pa.field("source_key", pa.string(), nullable=False),
-        pa.field("line_number", pa.int32(), nullable=False),
-        pa.field("file_checksum", pa.string(), nullable=False),
-        pa.field("transaction_date", pa.string(), nullable=False),
-        pa.field("branch_name", pa.string(), nullable=False),
-        pa.field("customer_name", pa.string()),
-        pa.field("basket", pa.string(), nullable=False),
-        pa.field("total_amount", pa.decimal128(12, 2), nullable=False),
-        pa.field("payment_type", pa.string(), nullable=False),
-        pa.field("card_hash", pa.string()),
-        pa.field("card_key_version", pa.string()),
-    ]
-)
-
-
-@dataclass(frozen=True, slots=True)
-class CleanBatch:
-    """One block of a file, ready to write: `rows` has TRANSACTIONS_SCHEMA (no clear card)."""
-
-    rows: pa.Table
-    rejected: list[RejectedRow]
-
-    @property
-    def counts(self) -> RowCounts:
-        loaded, rejected = self.rows.num_rows, len(self.rejected)
-        return RowCounts(loaded + rejected, loaded, rejected)
-
-
-BatchFactory = Callable[[], Iterator[CleanBatch]]
-
-
-class Warehouse(Protocol):
-    def load(self, file: FileVersion, batches: BatchFactory) -> LoadResult:
-        """Load the file version exactly once, or skip it as a duplicate."""
-
-    def record_attempt(self, file: FileVersion, status: Status, error_text: str) -> LoadResult:
-        """Record a failed or refused attempt in a transaction of its own."""
 
 
 def clean_batches(
@@ -171,20 +130,3 @@ def load_path(
 ) -> LoadResult:
     with path.open("rb") as stream:
         return load_file(stream, source_key, warehouse=warehouse, key=key, on_progress=on_progress)
-
-
-def open_warehouse(settings: Settings) -> Warehouse:
-    """The writer for the configured warehouse (`CAFE_WAREHOUSE`)."""
-    if settings.warehouse == "postgres":
-        from loader.writers.postgres import PostgresWarehouse
-
-        if not settings.database_url:
-            raise ConfigurationError("no database: run `cafe up` or set CAFE_DATABASE_URL")
-        return PostgresWarehouse(settings.database_url)
-    if settings.warehouse == "redshift":
-        from loader.writers.redshift import RedshiftWarehouse
-
-        return RedshiftWarehouse.from_settings(settings)
-    raise ConfigurationError(
-        f"CAFE_WAREHOUSE must be postgres or redshift, not {settings.warehouse!r}"
-    )

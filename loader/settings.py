@@ -16,6 +16,8 @@ DEFAULT_BUCKET = "cafe-landing-local"
 DEFAULT_QUEUE = "cafe-landing-events"
 DEFAULT_DLQ = "cafe-landing-events-dlq"
 DEFAULT_REGION = "eu-west-2"
+# S3 notifications for objects under this prefix reach the loader (local stack and AWS).
+LANDING_PREFIX = "landing/"
 LOCAL_KEY_VERSION = "local-v1"
 DATABASE_NAME = "cafe"
 SUPERUSER = "cafe"
@@ -39,9 +41,12 @@ def state_file() -> Path:
     return state_dir() / "stack.json"
 
 
-def read_state() -> dict[str, Any]:
-    """The stack state written by `cafe up`, or an empty dict when no stack was started."""
-    path = state_file()
+def read_state(path: Path | None = None) -> dict[str, Any]:
+    """The stack state written by `cafe up` (at `path`, default `state_file()`).
+
+    An empty dict when no stack was started or the file cannot be read.
+    """
+    path = path or state_file()
     if not path.exists():
         return {}
     try:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from loader import stack as local_stack
+from cafe import stack as local_stack
 from loader.settings import Settings, load_settings
 
 # A checked-in copy of the real exports in ../shared/samples, so a fresh clone has them.

@@ -27,6 +27,7 @@ import psycopg
 import pyarrow.csv as pacsv
 from psycopg.copy import QueuedLibpqWriter
 
+from loader.batches import BatchFactory, CleanBatch
 from loader.ledger import (
     LOADER_VERSION,
     Decision,
@@ -39,7 +40,6 @@ from loader.ledger import (
     result_of,
 )
 from loader.schema import LEDGER_COLUMNS, REJECTED_COLUMNS, TRANSACTION_COLUMNS, ensure_schema
-from loader.service import BatchFactory, CleanBatch
 from loader.validation import RejectedRow
 
 _COPY_TRANSACTIONS = (

@@ -39,6 +39,9 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loader.aws import aws_client
+from loader.batches import TRANSACTIONS_SCHEMA as BATCH_SCHEMA
+from loader.batches import BatchFactory, CleanBatch
 from loader.errors import CafeError, ConfigurationError
 from loader.ledger import (
     LOADER_VERSION,
@@ -52,8 +55,6 @@ from loader.ledger import (
     result_of,
 )
 from loader.schema import LEDGER_COLUMNS
-from loader.service import TRANSACTIONS_SCHEMA as BATCH_SCHEMA
-from loader.service import BatchFactory, CleanBatch
 from loader.settings import Settings
 
 if TYPE_CHECKING:
@@ -130,10 +131,6 @@ class RedshiftWarehouse:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedshiftWarehouse:
-        import boto3
-
-        from loader.handler import aws_client
-
         missing = [
             name
             for name, value in (
@@ -151,8 +148,11 @@ class RedshiftWarehouse:
             copy_role_arn=str(settings.redshift_copy_role_arn),
             bucket=settings.landing_bucket,
         )
-        data_api = boto3.client("redshift-data", region_name=settings.aws_region)
-        return cls(target, data_api=data_api, s3=aws_client(settings, "s3"))
+        return cls(
+            target,
+            data_api=aws_client(settings, "redshift-data"),
+            s3=aws_client(settings, "s3"),
+        )
 
     # -- the Warehouse protocol ------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from loader.generate import GenerationPlan, iter_generated_files
+from cafe.samples import GenerationPlan, iter_generated_files
 from loader.settings import Settings
 
 GENERATED_BRANCHES = 3
@@ -65,7 +65,8 @@ def _unreadable_file(folder: Path) -> Path:
 
 def _load(settings: Settings, files: list[Path]) -> None:
     from loader.hashing import load_card_key
-    from loader.service import load_path, open_warehouse
+    from loader.service import load_path
+    from loader.writers import open_warehouse
 
     warehouse = open_warehouse(settings)
     key = load_card_key(settings)
@@ -84,7 +85,7 @@ def _grant_reporting_role(url: str) -> None:
 
 
 def _build_marts(settings: Settings) -> None:
-    from loader.commands.build import run_dbt
+    from cafe.commands.build import run_dbt
 
     exit_code = run_dbt(["build", "--exclude-resource-type", "test", "unit_test"], settings)
     assert not exit_code, f"dbt build failed ({exit_code})"

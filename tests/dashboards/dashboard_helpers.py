@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from loader.dashboards.flavours import FLAVOURS, Flavour, ResultFormat
-from loader.dashboards.generate import ALERTS_FILE, DASHBOARDS, dashboard_json
+from cafe.dashboards.flavours import FLAVOURS, Flavour, ResultFormat
+from cafe.dashboards.provisioning import ALERTS_FILE, DASHBOARDS, dashboard_json
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "infra" / "grafana"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from loader.dashboards.macros import (
+from cafe.dashboards.macros import (
     FlavourName,
     MacroError,
     TimeRange,

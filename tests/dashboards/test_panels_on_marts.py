@@ -15,11 +15,11 @@ import pytest
 from conftest import Marts
 from dashboard_helpers import SqlPanelQuery, alert_documents, marts_read, sql_panel_queries
 
-from loader.dashboards import cafe_sales
-from loader.dashboards.flavours import FLAVOURS, POSTGRES, REDSHIFT, Flavour
-from loader.dashboards.generate import dashboard_json
-from loader.dashboards.macros import TimeRange, Variable
-from loader.dashboards.queries import QueryResult, resolve_variables, run_panel_sql, run_sql
+from cafe.dashboards import cafe_sales
+from cafe.dashboards.flavours import FLAVOURS, POSTGRES, REDSHIFT, Flavour
+from cafe.dashboards.macros import TimeRange, Variable
+from cafe.dashboards.provisioning import dashboard_json
+from cafe.dashboards.queries import QueryResult, resolve_variables, run_panel_sql, run_sql
 
 Connection = psycopg.Connection[Any]
 QUERIES = sql_panel_queries()

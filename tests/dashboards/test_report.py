@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import Marts
 
-from loader.cli import main as cafe
+from cafe.cli import main as cafe
+from cafe.report import render_report
 from loader.errors import CafeError
-from loader.report import render_report
 
 
 def test_report_has_every_panel(marts: Marts, tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from dashboard_helpers import (
     sql_panel_queries,
 )
 
-from loader.dashboards import cafe_sales, pipeline_health
-from loader.dashboards.flavours import (
+from cafe.dashboards import cafe_sales, pipeline_health
+from cafe.dashboards.flavours import (
     CLOUDWATCH_UID,
     FLAVOURS,
     POSTGRES,
@@ -28,9 +28,9 @@ from loader.dashboards.flavours import (
     Flavour,
     ResultFormat,
 )
-from loader.dashboards.generate import main as generate_main
-from loader.dashboards.generate import rendered_files, stale_files
-from loader.dashboards.macros import TimeRange, Variable, render
+from cafe.dashboards.macros import TimeRange, Variable, render
+from cafe.dashboards.provisioning import main as generate_main
+from cafe.dashboards.provisioning import rendered_files, stale_files
 
 DATASOURCE_REF = {
     "type": "object",
@@ -97,7 +97,7 @@ DASHBOARD_IDS = [f"{flavour.name}-{dashboard['uid']}" for flavour, dashboard in 
 
 def test_committed_files_are_up_to_date() -> None:
     stale = stale_files(ROOT)
-    assert not stale, f"regenerate with `python -m loader.dashboards.generate`: {stale}"
+    assert not stale, f"regenerate with `python -m cafe.dashboards.provisioning`: {stale}"
 
 
 def test_check_mode_fails_on_a_stale_copy(tmp_path: Path) -> None:

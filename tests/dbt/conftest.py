@@ -22,11 +22,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from loader.commands.build import dbt_env, dbt_executable_path, dbt_project_dir
-from loader.generate import GenerationPlan, iter_generated_files
+from cafe.commands.build import dbt_env, dbt_executable_path
+from cafe.dbt_project import dbt_project_dir
+from cafe.samples import GenerationPlan, iter_generated_files
 from loader.hashing import load_card_key
-from loader.service import load_path, open_warehouse
+from loader.service import load_path
 from loader.settings import Settings
+from loader.writers import open_warehouse
 
 GENERATED_BRANCHES = 3
 GENERATED_DAYS = 5

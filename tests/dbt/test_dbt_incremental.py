@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 from conftest import assert_dbt_ok, load_files, run_dbt_captured
 
-from loader.generate import GenerationPlan, iter_generated_files
+from cafe.samples import GenerationPlan, iter_generated_files
 from loader.settings import Settings
 
 FACTS = ("marts.fct_transactions", "marts.fct_transaction_items")

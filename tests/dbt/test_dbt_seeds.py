@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from loader.catalogue import CATEGORIES, CATEGORY_BY_PRODUCT_NAME
-from loader.commands.build import dbt_project_dir
+from cafe.catalogue import CATEGORIES, CATEGORY_BY_PRODUCT_NAME
+from cafe.dbt_project import dbt_project_dir
 
 
 def test_seed_categorises_every_catalogue_product_the_same_way() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import DbtWarehouse
 
-from loader.commands.build import dbt_project_dir
+from cafe.dbt_project import dbt_project_dir
 
 
 def test_models_pass_sqlfluff(dbt_warehouse: DbtWarehouse) -> None:
@@ -33,7 +33,7 @@ def test_cafe_docs_writes_the_static_site(
     site = dbt_project_dir() / "target" / "static_index.html"
     site.unlink(missing_ok=True)
     result = subprocess.run(
-        [sys.executable, "-m", "loader.cli", "docs", "--generate-only"],
+        [sys.executable, "-m", "cafe.cli", "docs", "--generate-only"],
         env={**dbt_warehouse.env, "CAFE_DATABASE_URL": dbt_warehouse.database_url},
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from loader import stack as local_stack
+from cafe import stack as local_stack
 from tests.conftest import make_stack_dir
 
 
@@ -28,7 +28,7 @@ def _cafe(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     for name in ("CAFE_DATABASE_URL", "CAFE_AWS_ENDPOINT_URL", "CAFE_QUEUE_URL"):
         env.pop(name, None)
     return subprocess.run(
-        [sys.executable, "-m", "loader.cli", *args],
+        [sys.executable, "-m", "cafe.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from infra_helpers import built_lambda_artefact
 
-from loader.queue import sqs_event
+from cafe.local_queue import sqs_event
 from loader.settings import Settings
 
 SAMPLE = "chesterfield_25-08-2021_09-00-00.csv"

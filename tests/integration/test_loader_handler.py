@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from loader.handler import SERVICE_NAME, aws_client, lambda_handler
+from cafe.local_queue import LocalContext, drain_queue, sqs_event
+from loader.aws import aws_client
+from loader.handler import SERVICE_NAME, lambda_handler
 from loader.handler import logger as handler_logger
-from loader.queue import LocalContext, drain_queue, sqs_event
 from loader.settings import Settings, load_settings
 
 CARDS = ("4929123456789012", "5494173772652516")

@@ -156,7 +156,7 @@ def test_killed_loader_leaves_nothing_and_a_retry_succeeds(
     ensure_schema(psycopg.connect(fresh_database_url, autocommit=True))
     env = {**os.environ, "CAFE_DATABASE_URL": fresh_database_url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "loader.cli", "load", str(path)],
+        [sys.executable, "-m", "cafe.cli", "load", str(path)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlfluff
 
-from loader.handler import aws_client
+from loader.aws import aws_client
 from loader.hashing import CardKey
 from loader.ledger import Status
 from loader.schema import REDSHIFT_DDL

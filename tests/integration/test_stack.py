@@ -18,15 +18,14 @@ import psutil
 import psycopg
 import pytest
 
-from loader import stack as local_stack
-from loader.errors import StackError
+from cafe import stack as local_stack
 from loader.settings import Settings
 from tests.conftest import make_stack_dir
 
 
 def _cafe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "loader.cli", *args],
+        [sys.executable, "-m", "cafe.cli", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -96,7 +95,7 @@ def test_fixed_port_in_use_gives_a_clear_error(private_root: Path, stack: Settin
     busy = str(state["postgres"]["port"])
     os.environ["CAFE_STACK_PG_PORT"] = busy
     try:
-        with pytest.raises(StackError, match=f"port {busy} .* already in use"):
+        with pytest.raises(local_stack.StackError, match=f"port {busy} .* already in use"):
             local_stack.up(private_root / "other")
     finally:
         os.environ.pop("CAFE_STACK_PG_PORT")

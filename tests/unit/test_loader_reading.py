@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from loader.batches import BatchFactory
 from loader.hashing import CardKey
 from loader.ledger import FileVersion, LoadResult, RowCounts, Status, decide, result_of
 from loader.reading import inspect_file
-from loader.service import BatchFactory, load_file
+from loader.service import load_file
 from loader.validation import RejectedRow
 
 KEY = CardKey(b"k" * 32, "test-v1")

@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loader.aws import aws_client
 from loader.errors import ConfigurationError
+from loader.handler import lambda_handler
 from loader.settings import Settings
 
 if TYPE_CHECKING:
@@ -70,8 +72,6 @@ def sqs_event(messages: list[MessageTypeDef], queue_arn: str, region: str) -> di
 
 def drain_queue(settings: Settings, handler: Handler | None = None) -> DrainReport:
     """Receive, hand to the handler and delete until the queue is empty."""
-    from loader.handler import aws_client, lambda_handler
-
     invoke: Handler = handler or lambda_handler
     if not settings.queue_url:
         raise ConfigurationError("no landing queue: run `cafe up` or set CAFE_QUEUE_URL")

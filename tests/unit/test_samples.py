@@ -1,4 +1,4 @@
-"""`cafe generate` and `loader.generate`: real export format, realism, determinism, CLI."""
+"""`cafe generate` and `cafe.samples`: real export format, realism, determinism, CLI."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from loader import cli
-from loader.catalogue import (
+from cafe import cli
+from cafe.catalogue import (
     CATALOGUE,
     CATEGORIES,
     PRODUCTS_BY_DISPLAY_NAME,
@@ -23,7 +23,7 @@ from loader.catalogue import (
     Size,
     basket_item,
 )
-from loader.generate import (
+from cafe.samples import (
     HEADER,
     GenerationError,
     GenerationPlan,
@@ -285,7 +285,7 @@ def run_cli(*args: str) -> int:
 def generate_only(monkeypatch: pytest.MonkeyPatch) -> None:
     # Exercise `cafe generate` through the real entry point without importing the other
     # command groups, so this test only fails for reasons of its own.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("loader.commands.generate",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("cafe.commands.samples",))
 
 
 @pytest.mark.usefixtures("generate_only")

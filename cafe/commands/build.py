@@ -20,16 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from cafe.dbt_project import dbt_project_dir
 from loader.errors import CafeError, ConfigurationError
 from loader.settings import Settings, load_settings, project_root, state_dir
 
 DEFAULT_TARGET = "local"
 DEFAULT_DOCS_PORT = 8080
 STATIC_DOCS = "static_index.html"
-
-
-def dbt_project_dir() -> Path:
-    return project_root() / "dbt_project"
 
 
 def profiles_dir() -> Path:

@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from loader.report import render_report  # matplotlib is slow to import: only when needed
+    from cafe.report import render_report  # matplotlib is slow to import: only when needed
 
     out_dir: Path = args.out or state_dir() / "report"
     index = render_report(load_settings(), out_dir)

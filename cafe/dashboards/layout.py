@@ -9,7 +9,7 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacement
 
-from loader.dashboards.flavours import Flavour
+from cafe.dashboards.flavours import Flavour
 
 # SQL fragments for the multi-value variables. `:sqlstring` quotes each value and doubles
 # embedded quotes on every SQL datasource; `:singlequote` backslash-escapes instead, which

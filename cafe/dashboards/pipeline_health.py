@@ -17,16 +17,18 @@ from grafana_foundation_sdk.models import cloudwatch as cloudwatch_models
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from loader.dashboards.flavours import CLOUDWATCH, Flavour, ResultFormat
-from loader.dashboards.layout import Grid, legend, thresholds
+from cafe.dashboards.flavours import CLOUDWATCH, Flavour, ResultFormat
+from cafe.dashboards.layout import Grid, legend, thresholds
+from cafe.dbt_project import expected_file_interval_hours, silent_after_hours
 from loader.settings import DEFAULT_DLQ
 
 UID = "pipeline-health"
 TITLE = "Pipeline health"
 DEFAULT_LAMBDA_FUNCTION = "cafe-elt-loader"
-# The contract's freshness rule: one export a day is expected; silent after 26 hours.
-EXPECTED_EXPORT_HOURS = 24
-SILENT_AFTER_HOURS = 26
+# The contract's freshness rule, from its one home (dbt vars): one export a day is expected,
+# and a branch is silent after `silent_after_hours`.
+EXPECTED_EXPORT_HOURS = expected_file_interval_hours()
+SILENT_AFTER_HOURS = silent_after_hours()
 
 
 def _hourly_timeseries(

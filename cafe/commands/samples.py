@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from loader.generate import (
+from cafe.samples import (
     MAX_BRANCHES,
     GenerationError,
     GenerationPlan,

@@ -19,7 +19,10 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from loader import stack
+from cafe import stack
+from cafe.commands.build import run_dbt
+from cafe.commands.load import ingest_and_report
+from cafe.samples import GenerationPlan, iter_generated_files
 from loader.errors import CafeError
 from loader.settings import Settings, load_settings, project_root, state_dir
 
@@ -52,8 +55,6 @@ def _step(number: int, title: str, action: Callable[[], T]) -> T:
 
 
 def _generate(settings: Settings, args: argparse.Namespace, out_dir: Path) -> list[Path]:
-    from loader.generate import GenerationPlan, iter_generated_files
-
     start = args.start or date.today() - timedelta(days=args.days)
     plan = GenerationPlan.for_run(args.branches, args.days, start, args.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -63,21 +64,17 @@ def _generate(settings: Settings, args: argparse.Namespace, out_dir: Path) -> li
 
 
 def _ingest(settings: Settings, files: list[Path]) -> None:
-    from loader.commands.load import ingest_and_report
-
     if ingest_and_report(files, settings) != 0:
         raise CafeError("some files failed to load; see the table above and `cafe status`")
 
 
 def _dbt(settings: Settings, arguments: list[str]) -> None:
-    from loader.commands.build import run_dbt
-
     if run_dbt(arguments, settings) != 0:
         raise CafeError(f"dbt {' '.join(arguments)} failed; see the output above")
 
 
 def _report(settings: Settings) -> Path:
-    from loader.report import render_report
+    from cafe.report import render_report  # matplotlib is slow to import: only when needed
 
     return render_report(settings, state_dir() / "report")
 

@@ -8,8 +8,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from loader import stack
-from loader.commands.load import print_recent_loads
+from cafe import stack
+from cafe.commands.load import print_recent_loads
+from cafe.stack import StackError
 from loader.settings import load_settings
 
 console = Console()
@@ -73,8 +74,6 @@ def run_db_url(args: argparse.Namespace) -> int:
     if args.reporting:
         url = load_settings().reporting_database_url
         if not url:
-            from loader.errors import StackError
-
             raise StackError("no reporting URL: start the local stack with `cafe up`")
         print(url)
     else:

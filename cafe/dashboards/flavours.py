@@ -20,7 +20,7 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.variants import Dataquery
 from grafana_foundation_sdk.models.common import DataSourceRef
 
-from loader.dashboards.macros import FlavourName
+from cafe.dashboards.macros import FlavourName
 
 POSTGRES_UID = "cafe-postgres"
 REDSHIFT_UID = "cafe-redshift"

@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from loader.dashboards.flavours import Flavour
-from loader.dashboards.macros import TimeRange, Variable, render
+from cafe.dashboards.flavours import Flavour
+from cafe.dashboards.macros import TimeRange, Variable, render
 
 # PostgreSQL type OIDs of the values a panel can plot against time or as a number.
 _TIME_OIDS = frozenset({1082, 1114, 1184})  # date, timestamp, timestamptz

@@ -28,11 +28,11 @@ from jinja2 import Environment, select_autoescape
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from loader.dashboards import cafe_sales
-from loader.dashboards.flavours import POSTGRES
-from loader.dashboards.generate import dashboard_json
-from loader.dashboards.macros import TimeRange, Variable
-from loader.dashboards.queries import (
+from cafe.dashboards import cafe_sales
+from cafe.dashboards.flavours import POSTGRES
+from cafe.dashboards.macros import TimeRange, Variable
+from cafe.dashboards.provisioning import dashboard_json
+from cafe.dashboards.queries import (
     QueryResult,
     resolve_variables,
     run_panel_sql,

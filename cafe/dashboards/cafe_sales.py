@@ -17,8 +17,8 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 from grafana_foundation_sdk.models import heatmap as heatmap_models
 from grafana_foundation_sdk.models import piechart as piechart_models
 
-from loader.dashboards.flavours import Flavour, ResultFormat
-from loader.dashboards.layout import (
+from cafe.dashboards.flavours import Flavour, ResultFormat
+from cafe.dashboards.layout import (
     SELECTED_BRANCHES,
     SELECTED_CATEGORIES,
     Grid,

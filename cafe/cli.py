@@ -1,6 +1,6 @@
 """`cafe`: the command line of cafe-elt.
 
-Each group of subcommands lives in its own module under `loader.commands` and registers
+Each group of subcommands lives in its own module under `cafe.commands` and registers
 itself through `register(subparsers)`; this module only assembles them and turns expected
 failures into one clear line and a non-zero exit code instead of a traceback.
 """
@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from loader.errors import CafeError
 
 COMMAND_MODULES = (
-    "loader.commands.stack",
-    "loader.commands.generate",
-    "loader.commands.load",
-    "loader.commands.build",
-    "loader.commands.report",
-    "loader.commands.pipeline",
+    "cafe.commands.stack",
+    "cafe.commands.samples",
+    "cafe.commands.load",
+    "cafe.commands.build",
+    "cafe.commands.report",
+    "cafe.commands.pipeline",
 )
 
 
@@ -35,8 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLI_EXTRA_HINT = "pip install 'cafe-elt[cli]'"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as missing:
+        # `pip install cafe-elt` alone installs what Lambda runs, not the command line.
+        print(
+            f"cafe: the command line needs {missing.name!r}, which is not installed;"
+            f" install the command line with {CLI_EXTRA_HINT}",
+            file=sys.stderr,
+        )
+        return 1
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

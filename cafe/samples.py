@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-from loader.catalogue import CATALOGUE, SIZES, PriceSchedule, Product, basket_item
+from cafe.catalogue import CATALOGUE, SIZES, PriceSchedule, Product, basket_item
 from loader.errors import CafeError
 
 HEADER: Final = ("date", "location", "name", "basket", "total", "payment_type", "card_number")

@@ -30,18 +30,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from loader.aws import aws_client
 from loader.errors import CafeError, ConfigurationError
 from loader.hashing import load_card_key
 from loader.ledger import LedgerRow, LoadResult, Status, latest_loads_of, recent_loads
-from loader.service import load_path, open_warehouse
-from loader.settings import Settings, load_settings
+from loader.service import load_path
+from loader.settings import LANDING_PREFIX, Settings, load_settings
+from loader.writers import open_warehouse
 
 __all__ = ["ingest_and_report", "print_recent_loads", "recent_loads", "register"]
 
 console = Console()
 # Files smaller than this load in well under a second: no progress bar for them.
 PROGRESS_MIN_BYTES = 8 << 20
-LANDING_PREFIX = "landing/"
 _STATUS_STYLE = {
     "loaded": "green",
     "replaced": "cyan",
@@ -147,8 +148,7 @@ def ingest_and_report(files: Sequence[Path], settings: Settings) -> int:
     # below says the same. Set before the handler module creates its logger and metrics.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    from loader.handler import aws_client
-    from loader.queue import drain_queue
+    from cafe.local_queue import drain_queue
 
     if not settings.queue_url:
         raise ConfigurationError("no landing queue: run `cafe up` first")
