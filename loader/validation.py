@@ -1,66 +1,98 @@
-"""Structural validation of one till-export line: pure functions, no I/O.
+"""Validation of till-export lines against the line contract (`loader.contract`): pure
+functions, no I/O.
 
-Only what the warehouse needs to store a line faithfully is checked here; business rules
-(does the basket add up to the total, is the branch known) are dbt tests on top of `raw`.
+`validate_fields` is the rule book, one line at a time; the first problem found is the
+reason, written `<field>: <rule>` and never quoting a value of the line. The checks, in
+order:
 
-Rules, each refusal carrying a sentence a person understands:
+* `line`: no NUL character anywhere;
+* every column but `card_number`: no card number in any disguise (`loader.cards`; anything
+  the masker would mask counts, so nothing that would need masking is ever loaded);
+* `date`, `location`, `name`, `basket`, `total`, `payment_type`, `card_number`: the
+  contract's rules for each (dates that exist and lie within the load's bounds, the basket
+  grammar, totals within bounds, CARD or CASH, 12-19 digits on a CARD line and none on a
+  CASH line) and the column sizes of `raw.transactions`.
 
-* `date` is `dd/mm/YYYY HH:MM` and names a minute that exists (31/02 does not; the day
-  always comes first, so 13/01 is 13 January and 01/13 is refused);
-* `location` (the branch) and `basket` are not empty;
-* `total` is a non-negative amount with at most two decimals that fits numeric(12,2);
-* `payment_type` is CARD or CASH after trimming, in any case (stored upper case);
-* a CARD line has a card number of 12-19 digits once spaces and dashes are removed;
-  a CASH line must have no card number: a number there contradicts the payment type, and
-  refusing the line keeps a stray card number out of the warehouse;
-* no field is longer than its column (sizes in UTF-8 bytes, which is how Redshift counts),
-  no field holds a NUL character (PostgreSQL text cannot), and no column other than
-  `card_number` holds a card-like digit run (it would reach the warehouse in clear).
+`validate_block` applies the same rules to a whole parsed block with pyarrow compute
+kernels, one pass per check; it only ever accepts a row that `validate_fields` would accept
+with the same values (its checks are the same or stricter), and sends every other row
+through `validate_fields` for the verdict and the reason. The property tests hold the two
+to that.
 
-`validate_fields` is the rule book, one line at a time. `validate_block` applies the same
-rules to a whole parsed block with pyarrow compute kernels; it only ever accepts a row that
-`validate_fields` would accept with the same values (its checks are the same or stricter),
-and sends every other row through `validate_fields` for the verdict and the reason. The
-property tests hold the two to that.
-
-Refused lines keep their text for `raw.rejected_rows`, with every card-like digit run
-(12 or more digits, with any spaces or dashes between them) masked as `************1234`.
+Refused lines keep their text for `raw.rejected_rows`, masked: the card column keeps at
+most its last four digits whatever it holds, and every other card-like number is masked
+as `************1234`.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-COLUMNS: Final = ("date", "location", "name", "basket", "total", "payment_type", "card_number")
-FIELD_COUNT: Final = len(COLUMNS)
+from loader.cards import (
+    RE2_CARD_LIKE_RUN,
+    SEPARATORS,
+    contains_card_like_number,
+    mask_all_digits,
+    mask_card_numbers,
+)
+from loader.contract import (
+    AMOUNT_PATTERN,
+    BASKET_PATTERN,
+    CARD_DIGITS_PATTERN,
+    COLUMNS,
+    DATE_PATTERN,
+    DATE_SORT_KEY,
+    ITEM_SEPARATOR,
+    MAX_BASKET_BYTES,
+    MAX_BASKET_ITEMS,
+    MAX_BRANCH_BYTES,
+    MAX_NAME_BYTES,
+    ZERO_PRICE_PATTERN,
+    LineRules,
+    basket_problem,
+    card_number_problem,
+    date_form_problem,
+    date_problem,
+    normalise_card_number,
+    parse_export_date,
+    payment_type_problem,
+    reason,
+    total_problem,
+)
 
-# Column sizes of raw.transactions (docs/contracts.md), in bytes.
-MAX_BRANCH_BYTES: Final = 256
-MAX_NAME_BYTES: Final = 256
-MAX_BASKET_BYTES: Final = 65535
+__all__ = [
+    "COLUMNS",
+    "FIELD_COUNT",
+    "AcceptedRow",
+    "BlockResult",
+    "LineRules",
+    "RejectedRow",
+    "mask_card_numbers",
+    "normalise_card_number",
+    "parse_export_date",
+    "raw_line_of",
+    "reject",
+    "reject_malformed",
+    "sanitise_text",
+    "validate_block",
+    "validate_fields",
+]
+
+FIELD_COUNT: Final = len(COLUMNS)
+# Schema metadata of a block: the optional columns the file does not have (comma-separated),
+# whose values the reader filled with empty strings.
+ABSENT_COLUMNS_KEY: Final = b"cafe.absent_columns"
 MAX_REASON_CHARS: Final = 1024
 MAX_RAW_LINE_BYTES: Final = 65535
-
-# ASCII digits only: Python's \d would also accept, say, Arabic-Indic digits.
-_DATE = re.compile(r"(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2})", re.ASCII)
-_AMOUNT = re.compile(r"\d{1,10}(?:\.\d{1,2})?", re.ASCII)
-_NEGATIVE_AMOUNT = re.compile(r"-\d+(?:\.\d+)?", re.ASCII)
-_CARD_SEPARATORS = re.compile(r"[\s-]")
-# 12 or more digits with any spaces or dashes between them (`4111 1111 ...`): the same
-# separators normalise_card_number removes, so nothing it would accept escapes the mask.
-_CARD_LIKE = re.compile(r"\d(?:[\s-]*\d){11,}")
-_QUOTE_LIMIT: Final = 40
+_CARD_COLUMN: Final = COLUMNS.index("card_number")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,56 +118,9 @@ class RejectedRow:
     raw_line: str
 
 
-def mask_card_numbers(text: str) -> str:
-    """`text` with each card-like digit run replaced by stars and its last four digits."""
-    return _CARD_LIKE.sub(_mask_match, text)
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return "*" * (len(digits) - 4) + digits[-4:]
-
-
-def normalise_card_number(text: str) -> str | None:
-    """The card's digits without spaces or dashes, or None unless they are 12-19 digits."""
-    digits = _CARD_SEPARATORS.sub("", text)
-    if 12 <= len(digits) <= 19 and digits.isascii() and digits.isdigit():
-        return digits
-    return None
-
-
-def parse_export_date(text: str) -> datetime | None:
-    """The minute `text` names in `dd/mm/YYYY HH:MM`, or None when it is malformed or absent."""
-    match = _DATE.fullmatch(text)
-    if match is None:
-        return None
-    day, month, year, hour, minute = (int(part) for part in match.groups())
-    try:
-        return datetime(year, month, day, hour, minute)
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=8192)
-def _date_problem(date_value: str) -> str | None:
-    # A day's export repeats the same few hundred minutes: check each distinct one once.
-    if not date_value:
-        return "date is empty"
-    if _DATE.fullmatch(date_value) is None:
-        return f"date {_quoted(date_value)} is not in dd/mm/YYYY HH:MM form"
-    if parse_export_date(date_value) is None:
-        return f"date {_quoted(date_value)} does not exist"
-    return None
-
-
 def sanitise_text(text: str) -> str:
     """Text safe to store in any column: card numbers masked, NUL characters spelt out."""
     return mask_card_numbers(text).replace("\x00", "\\x00")
-
-
-def _quoted(value: str) -> str:
-    shown = value if len(value) <= _QUOTE_LIMIT else value[: _QUOTE_LIMIT - 1] + "…"
-    return '"' + sanitise_text(shown) + '"'
 
 
 def _truncate_utf8(text: str, max_bytes: int) -> str:
@@ -153,31 +138,54 @@ def _too_long(value: str, max_bytes: int) -> bool:
 
 
 def raw_line_of(fields: Sequence[str]) -> str:
-    """The line as CSV text (minimal quoting, as the exports write it), sanitised."""
+    """The line as CSV text (minimal quoting, as the exports write it), sanitised.
+
+    With the seven export columns, the card column keeps at most its last four digits
+    whatever it holds (a number too short or too oddly written to pass as a card is still
+    somebody's card).
+    """
+    shown = list(fields)
+    if len(shown) == FIELD_COUNT:
+        shown[_CARD_COLUMN] = mask_all_digits(shown[_CARD_COLUMN])
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(fields)
+    csv.writer(buffer, lineterminator="").writerow(shown)
     return _truncate_utf8(sanitise_text(buffer.getvalue()), MAX_RAW_LINE_BYTES)
 
 
-def reject(line_number: int, reason: str, raw_line: str) -> RejectedRow:
+def reject(line_number: int, why: str, raw_line: str) -> RejectedRow:
     """A refusal with its reason and text made safe to store."""
     return RejectedRow(
         line_number=line_number,
-        reason=sanitise_text(reason)[:MAX_REASON_CHARS],
+        reason=sanitise_text(why)[:MAX_REASON_CHARS],
         raw_line=_truncate_utf8(sanitise_text(raw_line), MAX_RAW_LINE_BYTES),
     )
 
 
-def reject_malformed(line_number: int, text: str, field_count: int) -> RejectedRow:
-    """A line that did not split into the seven columns."""
-    return reject(line_number, f"line has {field_count} fields, expected {FIELD_COUNT}", text)
+def reject_malformed(
+    line_number: int, text: str, field_count: int, expected_fields: int | None = None
+) -> RejectedRow:
+    """A line that did not split into the file's columns."""
+    if expected_fields is None:
+        rule = f"has {field_count} fields, not the number of columns of the file"
+    else:
+        rule = f"has {field_count} fields, expected {expected_fields}"
+    return reject(line_number, reason("line", rule), text)
 
 
-def validate_fields(line_number: int, fields: Sequence[str]) -> AcceptedRow | RejectedRow:
-    """Check one parsed line of seven fields; the first problem found is the reason."""
-    reason = _first_problem(fields)
-    if reason is not None:
-        return RejectedRow(line_number, reason[:MAX_REASON_CHARS], raw_line_of(fields))
+def validate_fields(
+    line_number: int,
+    fields: Sequence[str],
+    rules: LineRules | None = None,
+    *,
+    absent: frozenset[str] = frozenset(),
+) -> AcceptedRow | RejectedRow:
+    """Check one parsed line of the seven export columns against the contract.
+
+    `absent` names optional columns the file does not have (their values are empty).
+    """
+    problem = first_problem(fields, rules or LineRules.for_load(), absent)
+    if problem is not None:
+        return RejectedRow(line_number, problem[:MAX_REASON_CHARS], raw_line_of(fields))
     date_text, location, name, basket, total, payment, card = fields
     payment_type = payment.strip().upper()
     customer_name = name.strip()
@@ -189,59 +197,48 @@ def validate_fields(line_number: int, fields: Sequence[str]) -> AcceptedRow | Re
         basket=basket,
         total_amount=Decimal(total.strip()),
         payment_type=payment_type,
-        card_digits=normalise_card_number(card) if payment_type == "CARD" else None,
+        card_digits=normalise_card_number(card.strip()) if payment_type == "CARD" else None,
     )
 
 
-def _first_problem(fields: Sequence[str]) -> str | None:
+def first_problem(
+    fields: Sequence[str], rules: LineRules, absent: frozenset[str] = frozenset()
+) -> str | None:
+    """The reason (`<field>: <rule>`) of the first rule the line breaks, or None."""
     if len(fields) != FIELD_COUNT:
-        return f"line has {len(fields)} fields, expected {FIELD_COUNT}"
+        return reason("line", f"has {len(fields)} fields, expected {FIELD_COUNT}")
+    if any("\x00" in value for value in fields):
+        return reason("line", "contains a NUL character")
+    for column, value in zip(COLUMNS[:_CARD_COLUMN], fields[:_CARD_COLUMN], strict=True):
+        if contains_card_like_number(value):
+            return reason(column, "a card number appears in this field")
     date_text, location, name, basket, total, payment, card = fields
-    # One scan over the other columns (joined by a comma, which no card run spans) is
-    # much cheaper than one per column; the column is looked up only when there is a hit.
-    others = ",".join(fields[:-1])
-    if "\x00" in others or "\x00" in card:
-        return "line contains a NUL character"
-    if _CARD_LIKE.search(others):
-        column = next(c for c, v in zip(COLUMNS, fields[:-1], strict=False) if _CARD_LIKE.search(v))
-        return f"a card-like number appears in the {column} column"
 
-    date_problem = _date_problem(date_text.strip())
-    if date_problem is not None:
-        return date_problem
-
-    if not location.strip():
-        return "branch (location) is empty"
-    if _too_long(location.strip(), MAX_BRANCH_BYTES):
-        return f"branch (location) is longer than {MAX_BRANCH_BYTES} bytes"
+    problem = date_problem(date_text.strip(), rules)
+    if problem is not None:
+        return reason("date", problem)
+    branch = location.strip()
+    if not branch:
+        return reason("location", "is empty")
+    if _too_long(branch, MAX_BRANCH_BYTES):
+        return reason("location", f"is longer than {MAX_BRANCH_BYTES} bytes")
     if _too_long(name.strip(), MAX_NAME_BYTES):
-        return f"customer name is longer than {MAX_NAME_BYTES} bytes"
-    if not basket.strip():
-        return "basket is empty"
-    if _too_long(basket, MAX_BASKET_BYTES):
-        return f"basket is longer than {MAX_BASKET_BYTES} bytes"
-
-    total_value = total.strip()
-    if not total_value:
-        return "total is empty"
-    if _NEGATIVE_AMOUNT.fullmatch(total_value):
-        return f"total {_quoted(total_value)} is negative"
-    if _AMOUNT.fullmatch(total_value) is None:
-        return f"total {_quoted(total_value)} is not an amount with at most 2 decimals"
-
+        return reason("name", f"is longer than {MAX_NAME_BYTES} bytes")
+    problem = basket_problem(basket)
+    if problem is not None:
+        return reason("basket", problem)
+    problem = total_problem(total.strip(), rules)
+    if problem is not None:
+        return reason("total", problem)
     payment_type = payment.strip().upper()
-    if payment_type not in ("CARD", "CASH"):
-        if not payment_type:
-            return "payment type is empty"
-        return f"payment type {_quoted(payment.strip())} is not CARD or CASH"
-    card_value = card.strip()
-    if payment_type == "CARD":
-        if not card_value:
-            return "card payment has no card number"
-        if normalise_card_number(card_value) is None:
-            return "card number is not 12-19 digits"
-    elif card_value:
-        return "cash payment has a card number"
+    problem = payment_type_problem(payment_type)
+    if problem is not None:
+        return reason("payment_type", problem)
+    problem = card_number_problem(
+        payment_type, card.strip(), column_present="card_number" not in absent
+    )
+    if problem is not None:
+        return reason("card_number", problem)
     return None
 
 
@@ -262,11 +259,11 @@ ACCEPTED_SCHEMA: Final = pa.schema(
 
 # RE2 (pyarrow's regex engine) reads \d and \s as ASCII only, Python as Unicode: these
 # classes are the Unicode ones, so a block check never misses what Python would catch.
-_RE2_SPACE = r"[\s\p{Z}\x{1c}-\x{1f}\x{85}]"
-_RE2_CARD_LIKE = r"\p{Nd}(?:[\s\p{Z}\x{1c}-\x{1f}\x{85}-]*\p{Nd}){11,}"
+_RE2_SPACE: Final = r"[\s\p{Z}\x{1c}-\x{1f}\x{85}]"
 # After trimming ASCII spaces, a value must not start or end with any other space-like
 # character, so that the trimmed value equals Python's str.strip() of it.
-_RE2_EDGE_SPACE = f"^{_RE2_SPACE}|{_RE2_SPACE}$"
+_RE2_EDGE_SPACE: Final = f"^{_RE2_SPACE}|{_RE2_SPACE}$"
+_RE2_CARD_SEPARATOR: Final = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SEPARATORS) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,40 +285,58 @@ def _trimmed(column: pa.Array, checks: list[pa.Array]) -> pa.Array:
     return value
 
 
-def validate_block(rows: pa.Table) -> BlockResult:
+def _matches(column: pa.Array, pattern: str) -> pa.Array:
+    return pc.match_substring_regex(column, f"^(?:{pattern})$")
+
+
+def absent_columns(schema: pa.Schema) -> frozenset[str]:
+    """The optional columns a block's file does not have (from its schema metadata)."""
+    text = (schema.metadata or {}).get(ABSENT_COLUMNS_KEY, b"").decode()
+    return frozenset(name for name in text.split(",") if name)
+
+
+def validate_block(rows: pa.Table, rules: LineRules | None = None) -> BlockResult:
     """Validate a block (the seven export columns and `line_number`) in bulk."""
+    rules = rules or LineRules.for_load()
+    absent = absent_columns(rows.schema)
     columns = [rows.column(name).combine_chunks() for name in COLUMNS]
     date, location, name, basket, total, payment, card = columns
     checks: list[pa.Array] = []
     for column in columns:
         checks.append(pc.invert(pc.match_substring(column, "\x00")))
-    for column in columns[:-1]:
-        checks.append(pc.invert(pc.match_substring_regex(column, _RE2_CARD_LIKE)))
+    for column in columns[:_CARD_COLUMN]:
+        checks.append(pc.invert(pc.match_substring_regex(column, RE2_CARD_LIKE_RUN)))
     date = _trimmed(date, checks)
-    checks.append(pc.match_substring_regex(date, r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}$"))
+    checks.append(_matches(date, DATE_PATTERN))
+    date_key = pc.replace_substring_regex(date, f"^{DATE_PATTERN}$", DATE_SORT_KEY)
+    checks.append(pc.greater_equal(date_key, rules.earliest_key))
+    checks.append(pc.less_equal(date_key, rules.latest_key))
     location = _trimmed(location, checks)
     checks.append(pc.greater(pc.utf8_length(location), 0))
     checks.append(pc.less_equal(pc.binary_length(location), MAX_BRANCH_BYTES))
     name = _trimmed(name, checks)
     checks.append(pc.less_equal(pc.binary_length(name), MAX_NAME_BYTES))
-    checks.append(pc.greater(pc.utf8_length(_trimmed(basket, checks)), 0))
     checks.append(pc.less_equal(pc.binary_length(basket), MAX_BASKET_BYTES))
+    checks.append(_matches(basket, BASKET_PATTERN))
+    checks.append(pc.less(pc.count_substring(basket, ITEM_SEPARATOR), MAX_BASKET_ITEMS))
+    checks.append(pc.invert(pc.match_substring_regex(basket, ZERO_PRICE_PATTERN)))
     total = _trimmed(total, checks)
-    checks.append(pc.match_substring_regex(total, r"^\d{1,10}(?:\.\d{1,2})?$"))
+    checks.append(_matches(total, AMOUNT_PATTERN))
     payment = pc.utf8_upper(_trimmed(payment, checks))
     is_card = pc.equal(payment, "CARD")
     card = _trimmed(card, checks)
-    digits = pc.replace_substring_regex(card, r"[ \t\n\r\f\v-]", "")
-    checks.append(
-        pc.or_(
-            pc.and_(is_card, pc.match_substring_regex(digits, r"^\d{12,19}$")),
-            pc.and_(pc.equal(payment, "CASH"), pc.equal(pc.utf8_length(card), 0)),
-        )
-    )
+    digits = pc.replace_substring_regex(card, _RE2_CARD_SEPARATOR, "")
+    is_empty_card = pc.equal(pc.utf8_length(card), 0)
+    card_ok = pc.and_(is_card, _matches(digits, CARD_DIGITS_PATTERN))
+    if "card_number" in absent:
+        card_ok = pc.and_(is_card, is_empty_card)
+    checks.append(pc.or_(card_ok, pc.and_(pc.equal(payment, "CASH"), is_empty_card)))
     ok = _all(checks)
+    amount = pc.cast(pc.if_else(ok, total, "0"), pa.decimal128(12, 2))
+    ok = pc.and_(ok, pc.less_equal(amount, pa.scalar(rules.max_total, pa.decimal128(12, 2))))
     # Dates that match the pattern may still not exist (31/02): check each distinct one.
     distinct_dates = pc.unique(pc.filter(date, ok)).to_pylist()
-    missing = [value for value in distinct_dates if _date_problem(value) is not None]
+    missing = [value for value in distinct_dates if date_form_problem(value) is not None]
     if missing:
         ok = pc.and_(ok, pc.invert(pc.is_in(date, value_set=pa.array(missing, pa.string()))))
 
@@ -332,9 +347,9 @@ def validate_block(rows: pa.Table) -> BlockResult:
             "branch_name": location,
             "customer_name": pc.if_else(pc.equal(pc.utf8_length(name), 0), None, name),
             "basket": basket,
-            "total_amount": pc.cast(pc.if_else(ok, total, "0"), pa.decimal128(12, 2)),
+            "total_amount": amount,
             "payment_type": payment,
-            "card_digits": pc.if_else(is_card, digits, None),
+            "card_digits": pc.if_else(pc.and_(is_card, pc.invert(is_empty_card)), digits, None),
         },
         schema=ACCEPTED_SCHEMA,
     ).filter(ok)
@@ -346,7 +361,7 @@ def validate_block(rows: pa.Table) -> BlockResult:
     slow_fields = [slow_rows.column(name).to_pylist() for name in COLUMNS]
     slow_lines = slow_rows.column("line_number").to_pylist()
     for line_number, *fields in zip(slow_lines, *slow_fields, strict=True):
-        checked = validate_fields(line_number, fields)
+        checked = validate_fields(line_number, fields, rules, absent=absent)
         if isinstance(checked, AcceptedRow):
             accepted.append(checked)
         else:
