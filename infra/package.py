@@ -2,14 +2,15 @@
 
     python infra/package.py [lambda|dbt|all] [--out build]
 
-The Lambda zip holds the runtime dependencies installed for the Lambda platform
-(manylinux2014 x86_64, CPython 3.11, wheels only, versions pinned by constraints.txt) and
-the `loader` package itself (no dependencies). Tests, caches and headers are stripped; the
-zip lists its entries sorted, with a fixed timestamp and fixed permissions, so the same
-inputs give the same bytes (and sha256). Over Lambda's 250 MB unzipped limit is an error.
-
-boto3 is shipped although the Lambda runtime has one: the pinned copy makes the artefact
-the same code everywhere, and the local test runs it in a venv with nothing else in it.
+The Lambda zip holds the `loader` package and its runtime dependencies as pyproject.toml
+declares them (the core `[project].dependencies`, the one list of what `loader` needs),
+versions pinned by constraints.txt, installed as wheels for the Lambda runtime: CPython
+3.12 on Amazon Linux 2023, x86_64, any manylinux tag its glibc (2.34) loads. boto3 and
+botocore stay out: the runtime provides them, and shipping a second copy would only make
+the artefact bigger. Tests, caches, headers and the parts of pyarrow the loader never
+loads are stripped; the zip lists its entries sorted, with a fixed timestamp and fixed
+permissions, so the same inputs give the same bytes (and sha256). Over Lambda's 250 MB
+unzipped limit is an error.
 
 The dbt source zip holds what the CodeBuild runner needs: `dbt_project/` (without
 target/, logs/, dbt_packages/), `infra/dbt-runner/`, `profiles.example.yml` and
@@ -21,25 +22,29 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAMBDA_PLATFORM = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11")
-# psycopg is imported by the ledger in every mode, and is the writer of local/PostgreSQL
-# mode; numpy is imported by loader.reading; boto3 is pinned rather than borrowed from the
-# runtime (see the module docstring).
-LAMBDA_REQUIREMENTS = ("pyarrow", "numpy", "psycopg[binary]", "aws-lambda-powertools", "boto3")
-# The python3.11 Lambda runtime runs on Amazon Linux 2 (glibc 2.26): only manylinux2014
-# wheels load there. pyarrow 20 and numpy 2.2 are the last releases that ship them, so
-# the artefact pins those instead of the development pins; the artefact test runs the
-# handler on exactly these.
-LAMBDA_PIN_OVERRIDES = {"pyarrow": "20.0.0", "numpy": "2.2.6"}
+# The Lambda runtime of infra/templates/pipeline.yaml (a template test keeps them equal).
+LAMBDA_RUNTIME = "python3.12"
+LAMBDA_PYTHON = LAMBDA_RUNTIME.removeprefix("python")
+# Amazon Linux 2023 has glibc 2.34: wheels built for it or any older glibc load there.
+GLIBC_MINORS = range(17, 35)
+LAMBDA_PLATFORMS = (
+    "manylinux2014_x86_64",
+    *(f"manylinux_2_{minor}_x86_64" for minor in GLIBC_MINORS),
+)
+# What the Lambda runtime itself provides (and the artefact therefore leaves out).
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore"})
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 # 1980-01-01, the earliest time a zip entry can carry.
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -47,7 +52,19 @@ _STRIPPED_DIRS = frozenset({"__pycache__", "tests", "test", "include"})
 _STRIPPED_SUFFIXES = (".pyc", ".pyo", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp")
 # pip records the absolute source path of a local install here: not reproducible.
 _STRIPPED_NAMES = frozenset({"direct_url.json", "INSTALLER", "REQUESTED"})
+# pyarrow's Arrow Flight RPC and its native S3 filesystem (the loader reads S3 through
+# boto3), and its C++ test module: 50 MiB the loader never loads. pyarrow.fs imports the
+# S3 filesystem only if present; nothing the loader imports links Flight.
+_UNUSED_NATIVE = (
+    "pyarrow/libarrow_flight.",
+    "pyarrow/libarrow_python_flight.",
+    "pyarrow/_flight.",
+    "pyarrow/libarrow_s3.",
+    "pyarrow/_s3fs.",
+    "pyarrow/_pyarrow_cpp_tests.",
+)
 _DBT_EXCLUDED_DIRS = frozenset({"target", "logs", "dbt_packages", "__pycache__", ".user.yml"})
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 class PackagingError(Exception):
@@ -62,11 +79,28 @@ class Artefact:
     entries: int
 
 
+def distribution_name(requirement: str) -> str:
+    """The normalised (PEP 503) project name of a PEP 508 requirement."""
+    match = _NAME.match(requirement)
+    if match is None:
+        raise PackagingError(f"not a requirement: {requirement!r}")
+    return re.sub(r"[-_.]+", "-", match[1]).lower()
+
+
+def lambda_requirements(pyproject: Path) -> list[str]:
+    """The core dependencies of pyproject.toml, less what the Lambda runtime provides."""
+    with pyproject.open("rb") as handle:
+        declared = tomllib.load(handle)["project"]["dependencies"]
+    return [r for r in declared if distribution_name(r) not in RUNTIME_PROVIDED]
+
+
 def is_stripped(relative: Path) -> bool:
     """Whether a file of an installed tree stays out of the artefact."""
     if any(part in _STRIPPED_DIRS for part in relative.parts[:-1]):
         return True
     if relative.parts[0] == "bin":  # console scripts of the dependencies: nothing runs them
+        return True
+    if relative.as_posix().startswith(_UNUSED_NATIVE):
         return True
     return relative.name in _STRIPPED_NAMES or relative.name.endswith(_STRIPPED_SUFFIXES)
 
@@ -111,15 +145,11 @@ def _pip(*args: str) -> None:
         raise PackagingError(f"pip failed ({' '.join(args[:2])}):\n{completed.stderr[-4000:]}")
 
 
-def lambda_constraints(development: str) -> str:
-    """constraints.txt with the pins the Lambda platform needs changed."""
-    lines = []
-    for line in development.splitlines():
-        name = line.split("==", 1)[0].strip().lower().replace("_", "-")
-        if name in LAMBDA_PIN_OVERRIDES:
-            line = f"{name}=={LAMBDA_PIN_OVERRIDES[name]}"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+def _platform_options() -> list[str]:
+    options = []
+    for platform in LAMBDA_PLATFORMS:
+        options += ["--platform", platform]
+    return [*options, "--python-version", LAMBDA_PYTHON, "--implementation", "cp"]
 
 
 def install_lambda_tree(target: Path) -> None:
@@ -127,21 +157,35 @@ def install_lambda_tree(target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    constraints = target.parent / "constraints.txt"
-    constraints.write_text(lambda_constraints((ROOT / "constraints.txt").read_text()))
     common = ("install", "--quiet", "--no-compile", "--target", str(target))
     _pip(
         *common,
-        *LAMBDA_PLATFORM,
-        "--implementation",
-        "cp",
+        *_platform_options(),
         "--only-binary=:all:",
         "--constraint",
-        str(constraints),
-        *LAMBDA_REQUIREMENTS,
+        str(ROOT / "constraints.txt"),
+        *lambda_requirements(ROOT / "pyproject.toml"),
     )
-    # The loader is pure Python: built from this checkout, without its dependencies.
-    _pip(*common, "--no-deps", str(ROOT))
+    pulled = sorted(
+        p.name
+        for p in target.glob("*.dist-info")
+        if distribution_name(p.name.split("-", 1)[0]) in RUNTIME_PROVIDED
+    )
+    if pulled:
+        raise PackagingError(
+            f"a dependency pulls in what the runtime provides: {', '.join(pulled)}"
+        )
+    # The project is pure Python: built from this checkout without its dependencies, in a
+    # scratch folder, of which only `loader` (what Lambda runs) and the distribution's
+    # metadata (the ledger records its version) are kept; the `cafe` tooling stays out.
+    with tempfile.TemporaryDirectory(prefix="cafe-loader-") as scratch:
+        _pip("install", "--quiet", "--no-compile", "--target", scratch, "--no-deps", str(ROOT))
+        built = Path(scratch)
+        shutil.copytree(built / "loader", target / "loader")
+        (metadata,) = built.glob("cafe_elt-*.dist-info")
+        (target / metadata.name).mkdir()
+        for name in ("METADATA", "WHEEL"):
+            shutil.copy2(metadata / name, target / metadata.name / name)
 
 
 def build_lambda(out: Path) -> Artefact:
@@ -179,7 +223,7 @@ def build_dbt_source(out: Path) -> Artefact:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("what", nargs="?", choices=("lambda", "dbt", "all"), default="all")
     parser.add_argument("--out", type=Path, default=ROOT / "build", help="output folder")
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
 """Paths, tools and the artefact build shared by the infrastructure tests.
 
 These live here rather than in conftest.py so that each test module imports exactly what
-it uses. The Lambda build is cached per test process: it runs once per session.
+it uses. The Lambda build and the runtime's own libraries are cached per test process:
+each is made once per session.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import atexit
 import functools
 import importlib.util
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -55,6 +57,57 @@ def built_lambda_artefact() -> Any:
     out = Path(tempfile.mkdtemp(prefix="cafe-lambda-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
     return package_module().build_lambda(out)
+
+
+@functools.cache
+def lambda_python() -> Path:
+    """An interpreter of the Lambda runtime's Python version (one pyenv built, or one on
+    PATH that really runs: a pyenv shim may not), else the running one (the artefact's
+    wheels are still the runtime's)."""
+    version = package_module().LAMBDA_PYTHON
+    candidates = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    on_path = shutil.which(f"python{version}")
+    for candidate in [*reversed(candidates), *([Path(on_path)] if on_path else [])]:
+        answered = subprocess.run(
+            [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if answered.returncode == 0 and answered.stdout.strip() == version:
+            return candidate
+    return Path(sys.executable)
+
+
+@functools.cache
+def lambda_runtime_libraries() -> Path:
+    """What the Lambda runtime puts on sys.path after the function's code (/var/runtime):
+    boto3 and botocore, at the versions constraints.txt pins, for the runtime's Python."""
+    package = package_module()
+    out = Path(tempfile.mkdtemp(prefix="cafe-lambda-runtime-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--target",
+            str(out),
+            "--python-version",
+            package.LAMBDA_PYTHON,
+            "--only-binary=:all:",
+            "--constraint",
+            str(ROOT / "constraints.txt"),
+            *sorted(package.RUNTIME_PROVIDED),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
 
 
 def checkov_executable() -> str:

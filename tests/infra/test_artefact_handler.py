@@ -1,10 +1,13 @@
 """What would ship is what works: the built Lambda zip, alone in a clean venv, loads a file.
 
 The artefact is extracted into an empty folder and run by a brand-new virtual
-environment's interpreter with only that folder on PYTHONPATH, from a scratch working
-directory: nothing of the checkout or the project venv is importable. The event is the
-real S3 notification the local stack's bucket sent to its queue, wrapped as Lambda's SQS
-poller wraps it; the handler writes to a fresh PostgreSQL database.
+environment of the Lambda runtime's Python version (python3.12 where this machine has
+one), from a scratch working directory, with only that folder and a second one holding
+boto3 and botocore on PYTHONPATH, in that order, as the Lambda runtime lays out /var/task
+and /var/runtime: nothing of the checkout or the project venv is importable, and the
+artefact must work with the runtime's boto3 since it ships none. The event is the real S3
+notification the local stack's bucket sent to its queue, wrapped as Lambda's SQS poller
+wraps it; the handler writes to a fresh PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from infra_helpers import built_lambda_artefact
+from infra_helpers import (
+    built_lambda_artefact,
+    lambda_python,
+    lambda_runtime_libraries,
+    package_module,
+)
 
 from cafe.local_queue import sqs_event
 from loader.settings import Settings
@@ -29,10 +37,13 @@ from loader.settings import Settings
 SAMPLE = "chesterfield_25-08-2021_09-00-00.csv"
 
 RUNNER = """
-import json, sys
+import importlib.util, json, sys
 from pathlib import Path
-import loader
+import boto3, loader
 assert Path(loader.__file__).is_relative_to(sys.argv[1]), loader.__file__
+assert Path(boto3.__file__).is_relative_to(sys.argv[2]), boto3.__file__
+assert importlib.util.find_spec("cafe") is None, "the command line is not shipped"
+print("PYTHON " + ".".join(map(str, sys.version_info[:2])))
 from loader.handler import lambda_handler
 
 class Context:
@@ -48,14 +59,16 @@ print("RESULT " + json.dumps(result))
 
 
 @pytest.fixture(scope="module")
-def clean_runtime(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(interpreter of an empty venv, folder holding the extracted artefact)."""
+def clean_runtime(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(interpreter of an empty venv, the extracted artefact, the runtime's libraries)."""
     root = tmp_path_factory.mktemp("runtime")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    subprocess.run(
+        [str(lambda_python()), "-m", "venv", "--without-pip", str(root / "venv")], check=True
+    )
     task = root / "task"  # where Lambda extracts the code: /var/task
     with zipfile.ZipFile(built_lambda_artefact().path) as archive:
         archive.extractall(task)
-    return root / "venv" / "bin" / "python", task
+    return root / "venv" / "bin" / "python", task, lambda_runtime_libraries()
 
 
 def receive_event_for(settings: Settings, token: str) -> dict[str, Any]:
@@ -82,10 +95,10 @@ def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
     stack: Settings,
     fresh_database_url: str,
     samples_dir: Path,
-    clean_runtime: tuple[Path, Path],
+    clean_runtime: tuple[Path, Path, Path],
     tmp_path: Path,
 ) -> None:
-    python, task = clean_runtime
+    python, task, runtime = clean_runtime
     sample = samples_dir / SAMPLE
     token = f"artefact-{uuid.uuid4().hex[:12]}"
     key = f"landing/{token}/{SAMPLE}"
@@ -96,7 +109,7 @@ def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
     environment = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
-        "PYTHONPATH": str(task),
+        "PYTHONPATH": f"{task}:{runtime}",
         "PYTHONNOUSERSITE": "1",
         "CAFE_STATE_DIR": str(tmp_path / "no-stack"),
         "CAFE_WAREHOUSE": "postgres",
@@ -112,7 +125,7 @@ def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
         "POWERTOOLS_METRICS_NAMESPACE": "CafeElt",
     }
     completed = subprocess.run(
-        [str(python), "-c", RUNNER, str(task)],
+        [str(python), "-c", RUNNER, str(task), str(runtime)],
         input=json.dumps(event),
         capture_output=True,
         text=True,
@@ -122,6 +135,8 @@ def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+    if lambda_python() != Path(sys.executable):  # the runtime's version was found here
+        assert f"PYTHON {package_module().LAMBDA_PYTHON}" in completed.stdout.splitlines()
     (result_line,) = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     assert json.loads(result_line.removeprefix("RESULT ")) == {"batchItemFailures": []}
 

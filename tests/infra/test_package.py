@@ -1,15 +1,17 @@
-"""infra/package.py: reproducible zips, what is stripped, the Lambda pins, the size limit."""
+"""infra/package.py: reproducible zips, what is stripped, the Lambda's dependencies and
+platform, the size limit."""
 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from infra_helpers import built_lambda_artefact, package_module
+from infra_helpers import ROOT, built_lambda_artefact, load_templates, package_module
 
 
 @pytest.fixture(scope="module")
@@ -71,21 +73,68 @@ def test_a_changed_byte_changes_the_digest(package: ModuleType, tmp_path: Path) 
         ("pyarrow/libarrow.so.2000", False),
         ("psycopg_binary.libs/libpq-abc.so.5", False),
         ("loader/testing_helpers.py", False),
+        ("pyarrow/libarrow_flight.so.2600", True),
+        ("pyarrow/_flight.cpython-312-x86_64-linux-gnu.so", True),
+        ("pyarrow/libarrow_s3.so.2600", True),
+        ("pyarrow/_s3fs.cpython-312-x86_64-linux-gnu.so", True),
+        ("pyarrow/_fs.cpython-312-x86_64-linux-gnu.so", False),
+        ("pyarrow/libarrow_substrait.so.2600", False),
     ],
 )
 def test_what_stays_out_of_the_artefact(package: ModuleType, path: str, stripped: bool) -> None:
     assert package.is_stripped(Path(path)) is stripped
 
 
-def test_lambda_pins_follow_constraints_except_the_platform_overrides(
-    package: ModuleType,
+def test_lambda_requirements_are_the_core_dependencies_less_what_the_runtime_has(
+    package: ModuleType, tmp_path: Path
 ) -> None:
-    development = "numpy==2.4.6\npyarrow==26.0.1\npsycopg==3.3.9\n"
-    assert package.lambda_constraints(development).splitlines() == [
-        f"numpy=={package.LAMBDA_PIN_OVERRIDES['numpy']}",
-        f"pyarrow=={package.LAMBDA_PIN_OVERRIDES['pyarrow']}",
-        "psycopg==3.3.9",
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        "[project]\nname = 'x'\ndependencies = [\n"
+        "  'boto3>=1.34', 'BotoCore', 'pyarrow>=15', 'psycopg[binary]>=3.1',\n"
+        "  'aws_lambda_powertools>=2.30',\n]\n"
+        "[project.optional-dependencies]\ncli = ['rich']\n"
+    )
+    assert package.lambda_requirements(pyproject) == [
+        "pyarrow>=15",
+        "psycopg[binary]>=3.1",
+        "aws_lambda_powertools>=2.30",
     ]
+
+
+def test_the_real_declaration_is_what_gets_installed(package: ModuleType) -> None:
+    # Issue 12 point 3: one list, pyproject's core, not a second one in package.py.
+    requirements = package.lambda_requirements(ROOT / "pyproject.toml")
+    names = {package.distribution_name(r) for r in requirements}
+    assert "pyarrow" in names and "psycopg" in names
+    assert not names & {"boto3", "botocore"}
+    assert not hasattr(package, "LAMBDA_REQUIREMENTS")
+
+
+def test_the_platform_is_the_template_runtime_and_its_glibc(package: ModuleType) -> None:
+    (function,) = [
+        body["Properties"]
+        for body in load_templates()["pipeline"]["Resources"].values()
+        if isinstance(body, dict) and body.get("Type") == "AWS::Lambda::Function"
+    ]
+    assert function["Runtime"] == package.LAMBDA_RUNTIME == f"python{package.LAMBDA_PYTHON}"
+    assert function["Architectures"] == ["x86_64"]
+    # Amazon Linux 2023's glibc is 2.34: its wheels load, newer ones would not.
+    platforms = set(package.LAMBDA_PLATFORMS)
+    assert {"manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"} <= platforms
+    assert "manylinux_2_35_x86_64" not in platforms
+
+
+def test_a_dependency_that_pulls_in_boto3_is_refused(
+    package: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def pip(*args: str) -> None:
+        target = Path(args[args.index("--target") + 1])
+        (target / "boto3-1.44.8.dist-info").mkdir(parents=True)
+
+    monkeypatch.setattr(package, "_pip", pip)
+    with pytest.raises(package.PackagingError, match=r"runtime provides: boto3-1\.44\.8"):
+        package.install_lambda_tree(tmp_path / "tree")
 
 
 def test_the_dbt_source_zip_holds_the_project_and_the_runner(package: ModuleType) -> None:
@@ -95,13 +144,27 @@ def test_the_dbt_source_zip_holds_the_project_and_the_runner(package: ModuleType
     assert not any(n.startswith(("dbt_project/target/", "dbt_project/logs/")) for n in names)
 
 
-def test_the_built_artefact_fits_lambda_and_holds_the_handler(built_lambda: Any) -> None:
+def pinned(name: str) -> str:
+    text = (ROOT / "constraints.txt").read_text()
+    match = re.search(rf"^{name}==(\S+)$", text, re.MULTILINE | re.IGNORECASE)
+    assert match, name
+    return match[1]
+
+
+def test_the_built_artefact_fits_lambda_and_holds_the_loader_only(built_lambda: Any) -> None:
     assert built_lambda.unzipped_bytes < 250 * 1024 * 1024
     with zipfile.ZipFile(built_lambda.path) as archive:
         names = set(archive.namelist())
     assert "loader/handler.py" in names
-    assert any(n.startswith("pyarrow-20.0.0.dist-info/") for n in names)
+    assert "cafe_elt-0.1.0.dist-info/METADATA" in names  # the ledger records the version
+    assert not any(n.startswith("cafe/") for n in names)  # the command line stays out
+    # The development pins, built for the runtime's CPython.
+    assert f"pyarrow-{pinned('pyarrow')}.dist-info/METADATA" in names
+    assert f"numpy-{pinned('numpy')}.dist-info/METADATA" in names
+    assert "pyarrow/lib.cpython-312-x86_64-linux-gnu.so" in names
     assert any(n.startswith("psycopg_binary/") for n in names)
+    assert not any(n.startswith(("boto3", "botocore")) for n in names)
+    assert not any(n.startswith(("pyarrow/libarrow_flight", "pyarrow/_s3fs")) for n in names)
     assert not any("/__pycache__/" in n or n.endswith(".pyc") for n in names)
     assert not any(n.endswith("direct_url.json") for n in names)
 
