@@ -21,7 +21,8 @@
 #   CAFE_LOADER_TIMEOUT_SECONDS [300]  CAFE_LOADER_CONCURRENCY [4]  CAFE_BATCH_SIZE [5]
 #   CAFE_REDSHIFT_BASE_RPU [4]  CAFE_REDSHIFT_MAX_RPU [32]  CAFE_LOG_RETENTION_DAYS [90]
 #   CAFE_DBT_SCHEDULE [cron(30 10 * * ? *)]  CAFE_DBT_FULL_REFRESH_SCHEDULE [cron(0 4 ? * SUN *)]
-#   CAFE_RETENTION_SCHEDULE [cron(15 3 * * ? *)]  CAFE_SCHEDULE_TIMEZONE [Europe/London]
+#   CAFE_RETENTION_SCHEDULE [cron(15 3 * * ? *)]  CAFE_NAME_RETENTION_DAYS [30]
+#   CAFE_SCHEDULE_TIMEZONE [Europe/London]
 #   CAFE_VPC_ID, CAFE_PRIVATE_SUBNET_IDS (3, comma-separated): an existing VPC instead of
 #       the network stack
 #   CAFE_DEPLOY_GRAFANA [true]  CAFE_SKIP_PACKAGE [false]: deploy the build folder as it is
@@ -142,6 +143,7 @@ PIPELINE=(
     LoaderMemoryMb="${CAFE_LOADER_MEMORY_MB:-1024}" LoaderTimeoutSeconds="$TIMEOUT"
     LoaderMaxConcurrency="${CAFE_LOADER_CONCURRENCY:-4}" BatchSize="${CAFE_BATCH_SIZE:-5}"
     RetentionSchedule="${CAFE_RETENTION_SCHEDULE:-cron(15 3 * * ? *)}" ScheduleTimezone="$TIMEZONE"
+    NameRetentionDays="${CAFE_NAME_RETENTION_DAYS:-30}"
     Branches="${CAFE_BRANCHES:-chesterfield,longridge}" AlarmEmail="${CAFE_ALARM_EMAIL:-}"
     LogRetentionDays="$LOG_DAYS"
 )

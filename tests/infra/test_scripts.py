@@ -168,6 +168,7 @@ def test_deploy_passes_one_timeout_and_the_s3_prefix_list(aws: FakeAws) -> None:
     pipeline = aws.parameters("pipeline")
     assert pipeline["LoaderTimeoutSeconds"] == "600"
     assert pipeline["LoaderMaxConcurrency"] == "6"
+    assert pipeline["NameRetentionDays"] == "30"
     assert pipeline["LandingQueueArn"] == "cafe-elt-foundation-LandingQueueArn"
     assert not any("CardKeyVersion" in name for name in pipeline)
     warehouse = aws.parameters("warehouse")

@@ -221,6 +221,8 @@ def test_loader_environment(pipeline: Template) -> None:
         "POWERTOOLS_SERVICE_NAME",
     ):
         assert environment[name], name
+    assert environment["CAFE_NAME_RETENTION_DAYS"] == {"Ref": "NameRetentionDays"}
+    assert pipeline["Parameters"]["NameRetentionDays"]["Default"] == 30
     # The key's version label lives in the secret beside the key, so rotation needs no deploy.
     assert "CAFE_CARD_KEY_VERSION" not in environment
 
