@@ -7,26 +7,42 @@ and quoted values may hold commas, doubled quotes and line breaks.
 Decisions, made once per file by `inspect_file` (one sequential pass that also computes the
 sha256 checksum the ledger needs before anything is loaded):
 
-* Encoding: UTF-8, with or without a byte-order mark. A file that is not valid UTF-8 is
-  read as Windows-1252 — what a till running Windows writes, and a superset of Latin-1's
-  printable characters, so names like `Zoë` survive. A file that is neither (bytes that
-  cp1252 leaves undefined) is refused whole, with status `refused` and a reason: it is
-  not text, and guessing further would load garbage.
-* Header: present when the first line is the known header (any case, spaces or quotes
-  around names); otherwise the first line is data.
-* Line numbers are physical: the header is line 1, and a quoted value spanning two lines
-  makes the next row start two lines later. pyarrow numbers rows, not lines, so each row's
-  embedded line breaks (CRLF, LF or a lone CR, as pyarrow splits them) are added up.
+* Encoding. A byte-order mark decides first: UTF-8, UTF-16 (LE/BE) or UTF-32 (LE/BE);
+  UTF-16/32 are transcoded to UTF-8 for pyarrow while streaming (pyarrow's transcoding
+  input stream, chunk by chunk). Without a mark: UTF-8 if the bytes are valid UTF-8, else
+  Windows-1252 (what a till running Windows writes; names like `Zoë` survive). A file that
+  is none of these is refused whole: guessing further would load garbage.
+* NUL bytes never become text. A file with a NUL byte that is not UTF-16/32 with a mark is
+  refused whole: a NUL is never part of a till's text, and such a file is binary or a
+  UTF-16/32 export without its byte-order mark, whose every character read as Windows-1252
+  would carry a NUL (and hide card digits between them). Guessing a mark-less UTF-16 file's
+  byte order from NUL positions would be right most of the time; refusing is right every
+  time, and the reason says how to re-export. A UTF-16/32 file whose text holds a NUL
+  character is refused too.
+* Columns (`loader.columns`): a header is mapped by name in any order, with synonyms;
+  unknown columns are recorded as drift and never read into the rows; a header that lacks a
+  required column, a card number in the header, or a header-less file whose first lines do
+  not look like the export refuses the file whole, with a reason (`FileFacts.refusal`).
+* Line numbers are physical, in every encoding: the header is line 1, and a quoted value
+  spanning two lines makes the next row start two lines later. pyarrow numbers rows, not
+  lines, so each row's embedded line breaks (CRLF, LF or a lone CR, as pyarrow splits
+  them), in every column of the file, are added up.
 * Blank lines are not rows: they are skipped, but still counted for line numbers.
 * A line with the wrong number of fields comes back as a `MalformedLine` (pyarrow's
   `invalid_row_handler` hands over its text and row number), not an exception.
 * A line longer than `BLOCK_BYTES`, or any other parse error pyarrow raises, refuses the
   file with `UnreadableFile`.
+
+`read_blocks` yields the seven export columns whatever the file's order and extra columns:
+an optional column the file lacks comes as empty strings, and the block's schema metadata
+names it (`loader.validation.ABSENT_COLUMNS_KEY`) so that validation can tell an absent
+card column from an empty card number.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import io
 import re
@@ -39,16 +55,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from loader.columns import POSITIONAL, SNIFFED_LINES, ColumnLayout, ForeignFile, layout_of
+from loader.contract import COLUMNS
 from loader.errors import CafeError
-from loader.validation import COLUMNS, sanitise_text
+from loader.validation import ABSENT_COLUMNS_KEY, sanitise_text
 
 # 1 MiB blocks keep peak memory flat with file size (larger blocks let the allocator's
 # footprint creep up with every block) while amortising per-block work over ~6k rows.
 BLOCK_BYTES: Final = 1 << 20
 UTF8_BOM: Final = codecs.BOM_UTF8
 _CHUNK_BYTES: Final = 1 << 20
+_HEAD_BYTES: Final = 1 << 16
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LINE_BREAK_PATTERN: Final = r"\r\n|\r|\n"
+# Longest marks first: the UTF-32-LE mark starts with the UTF-16-LE one.
+BYTE_ORDER_MARKS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+NOT_TEXT: Final = "the file is neither UTF-8 nor Windows-1252 text"
+HAS_NUL_BYTES: Final = (
+    "the file holds NUL bytes, so it is not UTF-8 or Windows-1252 text (a UTF-16 or UTF-32"
+    " export needs its byte-order mark: re-export it as UTF-8 or as Unicode with a mark)"
+)
 
 
 class UnreadableFile(CafeError):
@@ -57,11 +89,26 @@ class UnreadableFile(CafeError):
 
 @dataclass(frozen=True, slots=True)
 class FileFacts:
+    """What `inspect_file` decided about a whole file.
+
+    `encoding`: `utf-8`, `utf-16-le`, `utf-16-be`, `utf-32-le`, `utf-32-be`, `cp1252`, or
+    None for a file that is not text. `header`: the header's names as read (masked), None
+    without a header. `unknown_columns`: header names that match no export column (drift,
+    not loaded). `refusal`: why the file is refused whole, None when it is read.
+    """
+
     checksum: str
     size_bytes: int
     encoding: str | None
-    has_header: bool
+    header: tuple[str, ...] | None = None
+    unknown_columns: tuple[str, ...] = ()
     refusal: str | None = None
+    layout: ColumnLayout = POSITIONAL
+    bom_bytes: int = 0
+
+    @property
+    def has_header(self) -> bool:
+        return self.header is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +116,7 @@ class MalformedLine:
     line_number: int
     text: str
     field_count: int
+    expected_fields: int = len(COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,57 +130,151 @@ class Block:
     malformed: list[MalformedLine]
 
 
-def is_header(first_line: bytes) -> bool:
-    """Whether `first_line` (without its line break) is the known export header."""
-    text = first_line.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
-    names = tuple(name.strip().strip('"').strip().lower() for name in text.split(","))
-    return names == COLUMNS
+def _byte_order_mark(head: bytes) -> tuple[str | None, int]:
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return encoding, len(mark)
+    return None, 0
 
 
-def inspect_file(stream: IO[bytes]) -> FileFacts:
-    """Checksum, size, encoding and header of a seekable binary stream, rewound afterwards."""
-    stream.seek(0)
-    digest = hashlib.sha256()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    is_utf8 = is_cp1252 = True
-    size = 0
-    head = b""
-    while chunk := stream.read(_CHUNK_BYTES):
-        digest.update(chunk)
-        size += len(chunk)
-        if len(head) < 65536:
-            head += chunk[:65536]
-        if chunk.isascii():
-            continue
-        if is_utf8:
+@dataclass
+class _EncodingCheck:
+    """Tracks, chunk by chunk, which encodings the bytes seen so far are valid in."""
+
+    marked: str | None
+    marked_ok: bool = True
+    utf8_ok: bool = True
+    cp1252_ok: bool = True
+    has_nul: bool = False
+
+    def __post_init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder(self.marked or "utf-8")()
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> None:
+        if self.marked is not None and self.marked != "utf-8":
+            self._feed_marked(chunk, final)
+            return
+        self.has_nul = self.has_nul or b"\x00" in chunk
+        if chunk.isascii() and not final:
+            return
+        if self.utf8_ok:
             try:
-                utf8.decode(chunk)
+                self._decoder.decode(chunk, final)
             except UnicodeDecodeError:
-                is_utf8 = False
-        if is_cp1252:
+                self.utf8_ok = False
+        if self.cp1252_ok and self.marked is None:
             try:
                 chunk.decode("cp1252")
             except UnicodeDecodeError:
-                is_cp1252 = False
-    if is_utf8:
+                self.cp1252_ok = False
+
+    def _feed_marked(self, chunk: bytes, final: bool) -> None:
+        if not self.marked_ok:
+            return
         try:
-            utf8.decode(b"", final=True)
+            text = self._decoder.decode(chunk, final)
         except UnicodeDecodeError:
-            is_utf8 = False
+            self.marked_ok = False
+            return
+        self.has_nul = self.has_nul or "\x00" in text
+
+    def verdict(self) -> tuple[str | None, str | None]:
+        """(encoding, refusal)."""
+        if self.marked is not None and self.marked != "utf-8":
+            if not self.marked_ok:
+                return None, f"the file starts with a {self.marked} byte-order mark but is not"
+            if self.has_nul:
+                return None, "the file's text holds NUL characters"
+            return self.marked, None
+        if self.has_nul:
+            return None, HAS_NUL_BYTES
+        if self.utf8_ok:
+            return "utf-8", None
+        if self.cp1252_ok and self.marked is None:
+            return "cp1252", None
+        return None, NOT_TEXT
+
+
+def inspect_file(stream: IO[bytes]) -> FileFacts:
+    """Checksum, size, encoding and columns of a seekable binary stream, rewound afterwards."""
     stream.seek(0)
-    first_line = _LINE_BREAK.split(head.decode("latin-1"), maxsplit=1)[0].encode("latin-1")
-    encoding = "utf-8" if is_utf8 else "cp1252" if is_cp1252 else None
-    refusal = None if encoding else "the file is neither UTF-8 nor Windows-1252 text"
-    return FileFacts(digest.hexdigest(), size, encoding, is_header(first_line), refusal)
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    check: _EncodingCheck | None = None
+    while chunk := stream.read(_CHUNK_BYTES):
+        digest.update(chunk)
+        size += len(chunk)
+        if len(head) < _HEAD_BYTES:
+            head += chunk[: _HEAD_BYTES - len(head)]
+        if check is None:
+            check = _EncodingCheck(_byte_order_mark(chunk)[0])
+        check.feed(chunk)
+    stream.seek(0)
+    check = check or _EncodingCheck(None)
+    check.feed(b"", final=True)
+    encoding, refusal = check.verdict()
+    checksum = digest.hexdigest()
+    if encoding is None:
+        return FileFacts(checksum, size, None, refusal=refusal)
+    bom_bytes = _byte_order_mark(head)[1]
+    try:
+        layout = layout_of(_first_lines(head[bom_bytes:], encoding, truncated=size > len(head)))
+    except ForeignFile as foreign:
+        header = _header_as_read(head[bom_bytes:], encoding)
+        return FileFacts(checksum, size, encoding, header, (), str(foreign), bom_bytes=bom_bytes)
+    return FileFacts(
+        checksum,
+        size,
+        encoding,
+        layout.header,
+        layout.unknown_columns,
+        None,
+        layout,
+        bom_bytes,
+    )
 
 
-class _CountingReader(io.RawIOBase):
-    """Passes reads through, reporting the bytes read so far (for progress bars)."""
+def _decoded_head(head: bytes, encoding: str) -> str:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    return decoder.decode(head, final=False)
 
-    def __init__(self, stream: IO[bytes], on_read: Callable[[int], None]) -> None:
+
+def _first_lines(head: bytes, encoding: str, *, truncated: bool) -> list[list[str]]:
+    """The first records of the file (a blank line as `[]`), as Python's csv module reads them."""
+    text = _decoded_head(head, encoding)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records: list[list[str]] = []
+    try:
+        for record in reader:
+            records.append(record)
+            if len(records) > SNIFFED_LINES:
+                break
+    except csv.Error:
+        pass  # a quote that never closes within the head: judge on what came before
+    if truncated and len(records) <= SNIFFED_LINES and records:
+        records.pop()  # the head may have cut the last record short
+    return records
+
+
+def _header_as_read(head: bytes, encoding: str) -> tuple[str, ...] | None:
+    """The first line's names, masked, for a refused file's ledger row."""
+    lines = _first_lines(head, encoding, truncated=False)
+    if not lines or not lines[0]:
+        return None
+    return tuple(sanitise_text(name.strip())[:256] for name in lines[0])
+
+
+class _SourceReader(io.RawIOBase):
+    """Reads the stream from `start` (past a byte-order mark), reporting bytes read so far."""
+
+    def __init__(
+        self, stream: IO[bytes], start: int, on_read: Callable[[int], None] | None
+    ) -> None:
         self._stream = stream
         self._on_read = on_read
-        self._done = 0
+        self._done = start
+        stream.seek(start)
 
     def readable(self) -> bool:
         return True
@@ -141,7 +283,8 @@ class _CountingReader(io.RawIOBase):
         data = self._stream.read(len(buffer))
         buffer[: len(data)] = data
         self._done += len(data)
-        self._on_read(self._done)
+        if self._on_read is not None:
+            self._on_read(self._done)
         return len(data)
 
 
@@ -153,13 +296,11 @@ def read_blocks(
     block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[Block]:
     """The file's non-blank lines, numbered, one `Block` per parsed block of the file."""
-    if facts.encoding is None:
+    if facts.encoding is None or facts.refusal is not None:
         raise UnreadableFile(facts.refusal or "the file is not text")
-    stream.seek(0)
-    if facts.size_bytes == 0 or stream.read(len(UTF8_BOM) + 1) == UTF8_BOM:
+    if facts.size_bytes <= facts.bom_bytes:
         return  # empty, or nothing but a byte-order mark
-    stream.seek(0)
-
+    layout = facts.layout
     malformed: dict[int, tuple[str, int]] = {}
 
     def keep_malformed(row: pacsv.InvalidRow) -> str:
@@ -168,15 +309,16 @@ def read_blocks(
         malformed[row.number] = (row.text, row.actual_columns)
         return "skip"
 
-    source: IO[bytes] = stream
-    if on_progress is not None:
-        source = io.BufferedReader(_CountingReader(stream, on_progress), buffer_size=1 << 16)
+    source = io.BufferedReader(
+        _SourceReader(stream, facts.bom_bytes, on_progress), buffer_size=1 << 16
+    )
     first_row = 2 if facts.has_header else 1
+    names = [f"column_{index}" for index in range(layout.field_count)]
     try:
         reader = pacsv.open_csv(
             source,
             read_options=pacsv.ReadOptions(
-                column_names=list(COLUMNS),
+                column_names=names,
                 skip_rows=1 if facts.has_header else 0,
                 block_size=block_bytes,
                 use_threads=False,
@@ -188,20 +330,45 @@ def read_blocks(
                 invalid_row_handler=keep_malformed,
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in COLUMNS},
+                column_types={name: pa.string() for name in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
-        numbering = _Numbering(row=first_row, line=first_row)
+        numbering = _Numbering(row=first_row, line=first_row, layout=layout)
         for batch in reader:
             yield numbering.block_of(batch, malformed)
         if malformed:  # rows pyarrow numbered past the last block: keep them, in order
-            yield Block(_EMPTY_ROWS, numbering.leftovers(malformed))
+            yield Block(_export_columns(_empty_rows(names), layout), numbering.leftovers(malformed))
     except pa.ArrowInvalid as error:
         if facts.has_header and str(error).startswith("Could not skip initial"):
             return  # the header is the whole file: it has no line break to skip past
         raise UnreadableFile(_parse_error_reason(error, block_bytes)) from None
+
+
+def _empty_rows(names: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            **{name: pa.array([], pa.string()) for name in names},
+            "line_number": pa.array([], pa.int64()),
+        }
+    )
+
+
+def _export_columns(table: pa.Table, layout: ColumnLayout) -> pa.Table:
+    """The seven export columns (absent optional ones as empty strings) and `line_number`."""
+    count = table.num_rows
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name, position in zip(COLUMNS, layout.positions, strict=True):
+        if position is None:
+            columns[name] = pa.array([""] * count, pa.string())
+        else:
+            columns[name] = table.column(position)
+    columns["line_number"] = table.column("line_number")
+    rows = pa.table(columns)
+    if layout.absent:
+        rows = rows.replace_schema_metadata({ABSENT_COLUMNS_KEY: ",".join(layout.absent)})
+    return rows
 
 
 def _parse_error_reason(error: pa.ArrowInvalid, block_bytes: int) -> str:
@@ -213,20 +380,13 @@ def _parse_error_reason(error: pa.ArrowInvalid, block_bytes: int) -> str:
     return "the CSV cannot be read: " + sanitise_text(message)[:300]
 
 
-_EMPTY_ROWS: Final = pa.table(
-    {
-        **{name: pa.array([], pa.string()) for name in COLUMNS},
-        "line_number": pa.array([], pa.int64()),
-    }
-)
-
-
 @dataclass(slots=True)
 class _Numbering:
     """Maps pyarrow's row numbers (malformed rows included) to physical line numbers."""
 
     row: int
     line: int
+    layout: ColumnLayout
 
     def block_of(self, batch: pa.RecordBatch, malformed: dict[int, tuple[str, int]]) -> Block:
         spans = np.asarray(_embedded_line_breaks(batch), dtype=np.int64) + 1
@@ -244,7 +404,7 @@ class _Numbering:
                 self.line += span
             self._take_malformed(malformed, out)
         table = pa.Table.from_batches([batch]).append_column("line_number", pa.array(starts))
-        return Block(table.filter(_not_blank(batch)), out)
+        return Block(_export_columns(table.filter(_not_blank(batch)), self.layout), out)
 
     def leftovers(self, malformed: dict[int, tuple[str, int]]) -> list[MalformedLine]:
         out: list[MalformedLine] = []
@@ -259,7 +419,7 @@ class _Numbering:
         while self.row in malformed:
             text, field_count = malformed.pop(self.row)
             if text.strip():
-                out.append(MalformedLine(self.line, text, field_count))
+                out.append(MalformedLine(self.line, text, field_count, self.layout.field_count))
             self.row += 1
             self.line += 1 + len(_LINE_BREAK.findall(text))
 
