@@ -12,6 +12,7 @@ import io
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -45,7 +46,10 @@ CASH_ROW = [
 ]
 
 
-def csv_text(rows: list[list[str]], end: str = "\r\n", quoting: int = csv.QUOTE_MINIMAL) -> str:
+Quoting = Literal[0, 1, 2, 3]
+
+
+def csv_text(rows: list[list[str]], end: str = "\r\n", quoting: Quoting = csv.QUOTE_MINIMAL) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator=end, quoting=quoting).writerows(rows)
     return buffer.getvalue()
@@ -266,7 +270,7 @@ _SAMPLE_ROWS = _sample_rows()
     st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
 )
 def test_permuting_the_columns_of_a_valid_file_loads_the_same_rows(
-    order: list[int], picks: list[int], end: str, quoting: int
+    order: list[int], picks: list[int], end: str, quoting: Quoting
 ) -> None:
     rows = [_SAMPLE_ROWS[index] for index in picks]
     original = csv_text([HEADER, *rows], end)
