@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -223,22 +224,30 @@ def draw_panel(panel: dict[str, Any], result: QueryResult, out_dir: Path) -> Cha
             DRAWERS[panel["type"]](axes, panel, result)
         else:
             axes.text(0.5, 0.5, "No data", ha="center", va="center", transform=axes.transAxes)
-        axes.set_title(panel["title"], loc="left", fontsize=11)
         for side in ("top", "right"):
             axes.spines[side].set_visible(False)
         figure.tight_layout()
         file_name = f"{_slug(panel['title'])}.svg"
-        figure.savefig(out_dir / file_name, format="svg")
+        # The page shows the title as the figure's heading; the file keeps it as metadata.
+        figure.savefig(out_dir / file_name, format="svg", metadata={"Title": panel["title"]})
     finally:
         plt.close(figure)
     return Chart(panel["title"], panel.get("description", ""), file_name)
 
 
+# The browser asks every page for an icon; without one it logs a 404 on each visit.
+FAVICON = "data:image/svg+xml," + quote(
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 100 100'>"
+    "<text y='.9em' font-size='90'>\u2615</text></svg>"
+)
+
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }}</title>
+<link rel="icon" href="{{ favicon }}">
 <style>
  body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; background: #faf8f5; }
  .headlines { display: flex; gap: 1rem; flex-wrap: wrap; }
@@ -249,6 +258,7 @@ PAGE = """<!doctype html>
  .charts { display: flex; flex-wrap: wrap; gap: 1rem; margin-top: 1.5rem; }
  figure { background: white; margin: 0; padding: .6rem; border-radius: 8px;
           box-shadow: 0 1px 3px #0002; }
+ figure h2 { font-size: 1.05rem; font-weight: 600; margin: .2rem .4rem .4rem; }
  figure img { max-width: 100%; }
 </style>
 </head>
@@ -263,7 +273,7 @@ PAGE = """<!doctype html>
 </div>
 <div class="charts">
 {% for chart in charts %}
- <figure><img src="{{ chart.file_name }}" alt="{{ chart.title }}">
+ <figure><h2>{{ chart.title }}</h2><img src="{{ chart.file_name }}" alt="{{ chart.title }}">
  <figcaption>{{ chart.description }}</figcaption></figure>
 {% endfor %}
 </div>
@@ -317,6 +327,7 @@ def render_report(settings: Settings, out_dir: Path) -> Path:
             generated=datetime.now(CAFE_TIMEZONE).strftime("%d %b %Y %H:%M"),
             headlines=headlines,
             charts=charts,
+            favicon=FAVICON,
         ),
         encoding="utf-8",
     )
