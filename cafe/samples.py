@@ -18,6 +18,8 @@ minute stamps is held in memory.
 
 from __future__ import annotations
 
+import csv
+import enum
 import hashlib
 import math
 import random
@@ -384,27 +386,116 @@ def _check_csv_safe(texts: Iterable[str]) -> None:
 _check_csv_safe((*TOWNS, *FIRST_NAMES, *LAST_NAMES, *(p.display_name for p in CATALOGUE), *SIZES))
 
 
-def write_export(path: Path, rows: Iterable[Row]) -> tuple[int, tuple[str, ...]]:
-    """Write generated rows as a real export (header, CRLF, minimal quoting), atomically.
+class Variant(enum.StrEnum):
+    """What a branch's export looks like: the real format, or one of the variants seen (or
+    feared) in the field, for tests and demos of the loader's format handling."""
 
-    Returns the row count and the distinct card numbers in order of first use.
+    STANDARD = "standard"  # the real format
+    REORDERED = "reordered"  # same columns, another order (a manager's spreadsheet)
+    EXTRA_COLUMN = "extra-column"  # new till firmware adds a `tip` column (drift)
+    NO_CUSTOMER_COLUMNS = "no-customer-columns"  # a branch exporting no names or card numbers
+    MISSING_BASKET = "missing-basket"  # a header without the basket column: refused
+    FOREIGN = "foreign"  # another system's file (5 columns, baskets as dicts): refused
+    UTF16 = "utf16"  # "Unicode text": UTF-16 LE with a byte-order mark
+    EXCEL = "excel"  # re-saved by Excel: UTF-8 byte-order mark, CRLF, every field quoted
+
+
+VARIANTS: Final = tuple(variant.value for variant in Variant)
+REORDERED_HEADER: Final = (
+    "total",
+    "card_number",
+    "date",
+    "basket",
+    "name",
+    "payment_type",
+    "location",
+)
+NO_CUSTOMER_HEADER: Final = ("date", "location", "basket", "total", "payment_type")
+MISSING_BASKET_HEADER: Final = tuple(name for name in HEADER if name != "basket")
+
+
+def _tip(row: Row) -> str:
+    # Deterministic from the row: about a third of card payers leave 50p.
+    return "0.50" if row[5] == "CARD" and len(row[3]) % 3 == 0 else "0.00"
+
+
+def _foreign_record(number: int, row: Row) -> list[str]:
+    """Another system's view of a sale: id, customer, basket as Python dicts, total, method."""
+    items = []
+    for item in row[3].split(", "):
+        size, _, rest = item.partition(" ")
+        product, _, price = rest.rpartition(" - ")
+        items.append({"product": product, "size": size, "price": float(price)})
+    return [str(number), row[2], repr(items), row[4], row[5].lower()]
+
+
+def _variant_records(variant: Variant, rows: Iterable[Row]) -> Iterator[list[str]]:
+    """Header (if any) and records of a non-standard variant, in file column order."""
+    if variant is Variant.FOREIGN:
+        for number, row in enumerate(rows, start=1):
+            yield _foreign_record(number, row)
+        return
+    columns: tuple[str, ...] = HEADER
+    if variant is Variant.REORDERED:
+        columns = REORDERED_HEADER
+    elif variant is Variant.NO_CUSTOMER_COLUMNS:
+        columns = NO_CUSTOMER_HEADER
+    elif variant is Variant.MISSING_BASKET:
+        columns = MISSING_BASKET_HEADER
+    positions = [HEADER.index(name) for name in columns]
+    extra = variant is Variant.EXTRA_COLUMN
+    yield [*columns, "tip"] if extra else list(columns)
+    for row in rows:
+        record = [row[position] for position in positions]
+        yield [*record, _tip(row)] if extra else record
+
+
+def write_export(
+    path: Path, rows: Iterable[Row], variant: Variant = Variant.STANDARD
+) -> tuple[int, tuple[str, ...]]:
+    """Write generated rows as an export (by default the real format), atomically.
+
+    Returns the row count and the distinct card numbers the file holds, in order of first
+    use (none for variants without a card number column).
     """
     cards: dict[str, None] = {}
     count = 0
-    partial = path.with_name(path.name + ".part")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        write = handle.write
-        write(",".join(HEADER) + "\r\n")
-        for row in rows:
+
+    def counted(source: Iterable[Row]) -> Iterator[Row]:
+        nonlocal count
+        for row in source:
             count += 1
             if row[6]:
                 cards[row[6]] = None
-            write(export_line(row))
+            yield row
+
+    partial = path.with_name(path.name + ".part")
+    if variant is Variant.STANDARD:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            write = handle.write
+            write(",".join(HEADER) + "\r\n")
+            for row in counted(rows):
+                write(export_line(row))
+    else:
+        # Little-endian UTF-16 whatever the machine, so the bytes are the same everywhere.
+        encoding = {Variant.UTF16: "utf-16-le", Variant.EXCEL: "utf-8"}.get(variant, "utf-8")
+        source = Variant.STANDARD if variant in (Variant.UTF16, Variant.EXCEL) else variant
+        with partial.open("w", encoding=encoding, newline="") as handle:
+            if variant in (Variant.UTF16, Variant.EXCEL):
+                handle.write("\ufeff")  # the byte-order mark both write
+            if variant is Variant.EXCEL:
+                writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+            else:
+                writer = csv.writer(handle, lineterminator="\r\n")
+            writer.writerows(_variant_records(source, counted(rows)))
     partial.replace(path)
-    return count, tuple(cards)
+    has_cards = variant not in (Variant.NO_CUSTOMER_COLUMNS, Variant.FOREIGN)
+    return count, tuple(cards) if has_cards else ()
 
 
-def iter_generated_files(plan: GenerationPlan, out_dir: Path) -> Iterator[GeneratedFile]:
+def iter_generated_files(
+    plan: GenerationPlan, out_dir: Path, variant: Variant = Variant.STANDARD
+) -> Iterator[GeneratedFile]:
     """Write the plan's files day by day (every branch of a day, then the next day)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles = [branch_profile(name, plan.seed) for name in plan.branches]
@@ -415,7 +506,7 @@ def iter_generated_files(plan: GenerationPlan, out_dir: Path) -> Iterator[Genera
             rows = branch_day_rows(
                 profile, branch_index, day, day_index, customers, plan.prices, plan.seed
             )
-            count, cards = write_export(path, rows)
+            count, cards = write_export(path, rows, variant)
             yield GeneratedFile(path, profile.name, day, count, cards)
         customers.close_day()
 
@@ -426,13 +517,14 @@ def generate_branch_day(
     day: date,
     seed: int = 0,
     prices: PriceSchedule | None = None,
+    variant: Variant = Variant.STANDARD,
 ) -> GeneratedFile:
     """One branch's export for one day, as a first day of trading (every card customer new).
 
-    Meant for tests elsewhere in the project: deterministic for (branch, day, seed).
+    Meant for tests elsewhere in the project: deterministic for (branch, day, seed, variant).
     """
     plan = GenerationPlan((branch,), day, 1, seed, prices or PriceSchedule())
-    return next(iter_generated_files(plan, out_dir))
+    return next(iter_generated_files(plan, out_dir, variant))
 
 
 def estimated_rows(plan: GenerationPlan) -> int:

@@ -19,8 +19,10 @@ from rich.progress import (
 
 from cafe.samples import (
     MAX_BRANCHES,
+    VARIANTS,
     GenerationError,
     GenerationPlan,
+    Variant,
     estimated_rows,
     iter_generated_files,
     parse_start,
@@ -53,6 +55,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     parser.add_argument("--out", type=Path, required=True, help="directory to write into")
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default=Variant.STANDARD.value,
+        help=(
+            "export format: the real one (standard), or a variant the loader must handle: "
+            "reordered columns, an extra-column (drift), no-customer-columns, "
+            "missing-basket and foreign (both refused), utf16, excel (re-saved)"
+        ),
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.set_defaults(func=run_generate)
 
@@ -77,7 +89,7 @@ def run_generate(args: argparse.Namespace) -> int:
     ) as progress:
         task = progress.add_task("generate", total=plan.file_count, rows=0)
         try:
-            for generated in iter_generated_files(plan, out_dir):
+            for generated in iter_generated_files(plan, out_dir, Variant(args.variant)):
                 rows += generated.rows
                 progress.update(task, advance=1, rows=rows)
         except OSError as error:

@@ -25,12 +25,17 @@ from cafe.catalogue import (
 )
 from cafe.samples import (
     HEADER,
+    GeneratedFile,
     GenerationError,
     GenerationPlan,
+    Variant,
     branch_profile,
     generate_branch_day,
     iter_generated_files,
 )
+from loader.contract import LineRules
+from loader.reading import FileFacts, inspect_file, read_blocks
+from loader.validation import validate_block
 
 DATE_PATTERN = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}$")
 ITEM_PATTERN = re.compile(r"^(Regular|Large) .+ - \d+\.\d{2}$")
@@ -344,3 +349,107 @@ def test_cli_reports_an_unwritable_output_directory(
     assert run_cli("--branches", "1", "--days", "1", "--out", str(not_a_directory)) != 0
     stderr = capsys.readouterr().err
     assert "cannot write" in stderr and "Traceback" not in stderr
+
+
+def _read_through_the_loader(path: Path) -> tuple[FileFacts, list[dict[str, object]], int]:
+    """What the loader makes of a file: facts, accepted rows, refused line count."""
+    with path.open("rb") as stream:
+        facts = inspect_file(stream)
+        if facts.refusal is not None:
+            return facts, [], 0
+        accepted: list[dict[str, object]] = []
+        refused = 0
+        for block in read_blocks(stream, facts):
+            result = validate_block(block.rows, VARIANT_RULES)
+            accepted.extend(result.accepted.to_pylist())
+            refused += len(result.rejected) + len(block.malformed)
+    return facts, sorted(accepted, key=lambda row: int(str(row["line_number"]))), refused
+
+
+VARIANT_RULES = LineRules(date(2000, 1, 1), datetime(2030, 1, 1), Decimal("10000.00"))
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[Variant, GeneratedFile]:
+    out_dir = tmp_path_factory.mktemp("variants")
+    return {
+        variant: generate_branch_day(
+            out_dir / variant.value, "Leeds", date(2024, 3, 1), seed=7, variant=variant
+        )
+        for variant in Variant
+    }
+
+
+def test_standard_variant_is_the_real_format(variants: dict[Variant, GeneratedFile]) -> None:
+    assert_real_export_format(variants[Variant.STANDARD].path)
+
+
+@pytest.mark.parametrize(
+    ("variant", "encoding", "unknown", "absent"),
+    [
+        (Variant.REORDERED, "utf-8", (), ()),
+        (Variant.EXTRA_COLUMN, "utf-8", ("tip",), ()),
+        (Variant.NO_CUSTOMER_COLUMNS, "utf-8", (), ("name", "card_number")),
+        (Variant.UTF16, "utf-16-le", (), ()),
+        (Variant.EXCEL, "utf-8", (), ()),
+    ],
+)
+def test_loadable_variants_load_the_same_sales(
+    variants: dict[Variant, GeneratedFile],
+    variant: Variant,
+    encoding: str,
+    unknown: tuple[str, ...],
+    absent: tuple[str, ...],
+) -> None:
+    _, standard, _ = _read_through_the_loader(variants[Variant.STANDARD].path)
+    facts, accepted, refused = _read_through_the_loader(variants[variant].path)
+    assert (facts.encoding, facts.unknown_columns, facts.layout.absent) == (
+        encoding,
+        unknown,
+        absent,
+    )
+    assert refused == 0
+    assert variants[variant].rows == variants[Variant.STANDARD].rows == len(accepted) > 0
+    if absent:
+        for row in standard:
+            row["customer_name"] = row["card_digits"] = None
+    assert accepted == standard
+
+
+def test_excel_variant_is_what_excel_writes(variants: dict[Variant, GeneratedFile]) -> None:
+    data = variants[Variant.EXCEL].path.read_bytes()
+    assert data.startswith(b'\xef\xbb\xbf"date","location","name"')
+    assert data.endswith(b'"\r\n') and b"\n" not in data.replace(b"\r\n", b"")
+
+
+@pytest.mark.parametrize(
+    ("variant", "complaint"),
+    [
+        (Variant.MISSING_BASKET, "required columns missing: basket"),
+        (Variant.FOREIGN, "no header names its columns"),
+    ],
+)
+def test_refused_variants_are_refused_whole(
+    variants: dict[Variant, GeneratedFile], variant: Variant, complaint: str
+) -> None:
+    facts, accepted, _ = _read_through_the_loader(variants[variant].path)
+    assert facts.refusal is not None and complaint in facts.refusal
+    assert accepted == []
+
+
+def test_foreign_variant_writes_baskets_as_python_dicts(
+    variants: dict[Variant, GeneratedFile],
+) -> None:
+    first = variants[Variant.FOREIGN].path.read_text(encoding="utf-8").splitlines()[0]
+    record = next(csv.reader([first]))
+    assert len(record) == 5 and record[0] == "1"
+    assert record[2].startswith("[{'product': ")
+
+
+@pytest.mark.usefixtures("generate_only")
+def test_cli_writes_a_variant(tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    args = ("--branches", "1", "--days", "1", "--variant", "utf16", "--out", str(out_dir))
+    assert run_cli(*args, "--quiet") == 0
+    (written,) = out_dir.iterdir()
+    assert written.read_bytes().startswith(b"\xff\xfed\x00a\x00t\x00e\x00")
