@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -37,7 +38,7 @@ from loader.settings import Settings
 SAMPLE = "chesterfield_25-08-2021_09-00-00.csv"
 
 RUNNER = """
-import importlib.util, json, sys
+import importlib.util, json, sys, time
 from pathlib import Path
 import boto3, loader
 assert Path(loader.__file__).is_relative_to(sys.argv[1]), loader.__file__
@@ -47,11 +48,16 @@ print("PYTHON " + ".".join(map(str, sys.version_info[:2])))
 from loader.handler import lambda_handler
 
 class Context:
+    # Lambda's context object, with the template's 300 s timeout counting down.
     function_name = "cafe-elt-loader"
     function_version = "$LATEST"
     memory_limit_in_mb = 1024
     invoked_function_arn = "arn:aws:lambda:eu-west-2:000000000000:function:cafe-elt-loader"
     aws_request_id = "artefact-test"
+    deadline = time.monotonic() + 300
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 result = lambda_handler(json.load(sys.stdin), Context())
 print("RESULT " + json.dumps(result))
@@ -106,6 +112,10 @@ def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
     s3.put_object(Bucket=stack.landing_bucket, Key=key, Body=sample.read_bytes())
     event = receive_event_for(stack, token)
 
+    # The key `cafe up` would have created: the loader never mints one itself.
+    key_file = tmp_path / "card_hash.key"
+    key_file.write_text(secrets.token_hex(32) + "\n")
+    key_file.chmod(0o600)
     environment = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -116,7 +126,7 @@ def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
         "CAFE_DATABASE_URL": fresh_database_url,
         "CAFE_AWS_ENDPOINT_URL": str(stack.aws_endpoint_url),
         "CAFE_LANDING_BUCKET": stack.landing_bucket,
-        "CAFE_CARD_KEY_FILE": str(tmp_path / "card_hash.key"),
+        "CAFE_CARD_KEY_FILE": str(key_file),
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_REGION": stack.aws_region,
@@ -138,7 +148,9 @@ def test_packaged_handler_loads_a_real_export_in_a_clean_venv(
     if lambda_python() != Path(sys.executable):  # the runtime's version was found here
         assert f"PYTHON {package_module().LAMBDA_PYTHON}" in completed.stdout.splitlines()
     (result_line,) = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert json.loads(result_line.removeprefix("RESULT ")) == {"batchItemFailures": []}
+    assert json.loads(result_line.removeprefix("RESULT ")) == {"batchItemFailures": []}, (
+        completed.stdout[-3000:]
+    )
 
     data_lines = [line for line in sample.read_bytes().splitlines()[1:] if line.strip()]
     with psycopg.connect(fresh_database_url) as connection:
