@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from loader.cards import SEPARATORS
+from loader.errors import ConfigurationError
 
 # The export's columns, in the order of the real files (and of header-less files).
 COLUMNS: Final = ("date", "location", "name", "basket", "total", "payment_type", "card_number")
@@ -55,15 +56,31 @@ DATE_SORT_KEY: Final = r"\3\2\1\4\5"
 AMOUNT_PATTERN: Final = r"[0-9]{1,10}(?:\.[0-9]{1,2})?"
 NEGATIVE_AMOUNT_PATTERN: Final = r"-[0-9]+(?:\.[0-9]+)?"
 PRICE_PATTERN: Final = rf"[0-9]{{1,{MAX_PRICE_INTEGER_DIGITS}}}(?:\.[0-9]{{1,2}})?"
+
+
+def _positive_price_pattern(digits: int) -> str:
+    # RE2 has no lookahead: spell out "at most `digits` integer digits, not all zero" by the
+    # position of the first non-zero digit, or a zero integer part with non-zero pence.
+    integer = "|".join(
+        f"0{{{zeros}}}[1-9][0-9]{{0,{digits - zeros - 1}}}" for zeros in range(digits)
+    )
+    return rf"(?:(?:{integer})(?:\.[0-9]{{1,2}})?|0{{1,{digits}}}\.(?:0[1-9]|[1-9][0-9]?))"
+
+
+POSITIVE_PRICE_PATTERN: Final = _positive_price_pattern(MAX_PRICE_INTEGER_DIGITS)
 # A word: no space inside, not a lone dash (that separates product, flavour and price), and
 # not ending in a comma (a comma and a space separate items).
 WORD_PATTERN: Final = r"(?:[^ ]+[^ ,]|[^ ,-])"
 NAME_PATTERN: Final = rf"{WORD_PATTERN}(?: {WORD_PATTERN})*"
-ITEM_PATTERN: Final = rf"{WORD_PATTERN} {NAME_PATTERN}(?: - {NAME_PATTERN})? - {PRICE_PATTERN}"
+ITEM_PATTERN: Final = (
+    rf"{WORD_PATTERN} {NAME_PATTERN}(?: - {NAME_PATTERN})? - {POSITIVE_PRICE_PATTERN}"
+)
 ITEM_SEPARATOR: Final = ", "
 BASKET_PATTERN: Final = rf"{ITEM_PATTERN}(?:{ITEM_SEPARATOR}{ITEM_PATTERN})*"
-# An item whose price is zero (an item always ends with ` - <price>` before `, ` or the end).
-ZERO_PRICE_PATTERN: Final = r" - 0+(?:\.0{1,2})?(?:, |$)"
+# The shortest item the grammar allows (`S P - 1`): a basket of more than MAX_BASKET_ITEMS
+# items is at least this long, so only longer baskets need their items counted.
+MIN_ITEM_CHARS: Final = 7
+MIN_CHARS_OVER_MAX_ITEMS: Final = (MAX_BASKET_ITEMS + 1) * (MIN_ITEM_CHARS + 2) - 2
 CARD_DIGITS_PATTERN: Final = rf"[0-9]{{{CARD_NUMBER_DIGITS[0]},{CARD_NUMBER_DIGITS[1]}}}"
 
 _DATE: Final = re.compile(DATE_PATTERN)
@@ -77,7 +94,7 @@ _CARD_DIGITS: Final = re.compile(CARD_DIGITS_PATTERN)
 _CARD_SEPARATORS: Final = re.compile("[" + "".join(re.escape(c) for c in SEPARATORS) + "]")
 
 
-class ContractError(ValueError):
+class ContractError(ConfigurationError):
     """A contract setting (environment variable) does not hold a usable value."""
 
 
@@ -191,6 +208,8 @@ def item_problem(item: str) -> str | None:
         return "has no price"
     if not _PRICE.fullmatch(price):
         return f"does not end with a price (up to {MAX_PRICE_INTEGER_DIGITS} digits and 2 decimals)"
+    if Decimal(price) == 0:
+        return "has a price of zero"
     size, space, description = head.partition(" ")
     if not space or not _WORD.fullmatch(size):
         return "has no size before its product"
@@ -215,9 +234,6 @@ def basket_problem(basket: str) -> str | None:
         problem = item_problem(item)
         if problem is not None:
             return f"item {number} {problem}"
-        price = Decimal(item.rpartition(" - ")[2])
-        if price == 0:
-            return f"item {number} has a price of zero"
     return None
 
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loader.contract import LineRules
+from loader.errors import ConfigurationError
 from loader.validation import (
     ABSENT_COLUMNS_KEY,
     COLUMNS,
@@ -96,7 +97,7 @@ def test_rules_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     )
     assert "earliest" in str(validate_fields(2, GOOD, rules))
     monkeypatch.setenv("CAFE_MAX_TRANSACTION_TOTAL", "lots")
-    with pytest.raises(ValueError, match="CAFE_MAX_TRANSACTION_TOTAL"):
+    with pytest.raises(ConfigurationError, match="CAFE_MAX_TRANSACTION_TOTAL"):
         LineRules.for_load()
 
 
