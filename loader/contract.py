@@ -51,8 +51,6 @@ PAYMENT_TYPES: Final = ("CARD", "CASH")
 # -- patterns shared by Python (`re`) and pyarrow (RE2) -------------------------------------
 
 DATE_PATTERN: Final = r"([0-9]{2})/([0-9]{2})/([0-9]{4}) ([0-9]{2}):([0-9]{2})"
-# `dd/mm/YYYY HH:MM` rewritten as `YYYYmmddHHMM`, which sorts like the moment it names.
-DATE_SORT_KEY: Final = r"\3\2\1\4\5"
 AMOUNT_PATTERN: Final = r"[0-9]{1,10}(?:\.[0-9]{1,2})?"
 NEGATIVE_AMOUNT_PATTERN: Final = r"-[0-9]+(?:\.[0-9]+)?"
 PRICE_PATTERN: Final = rf"[0-9]{{1,{MAX_PRICE_INTEGER_DIGITS}}}(?:\.[0-9]{{1,2}})?"
@@ -115,14 +113,6 @@ class LineRules:
             latest=clock.replace(tzinfo=None, second=0, microsecond=0) + LATEST_AHEAD,
             max_total=_max_total_from_environment(),
         )
-
-    @property
-    def earliest_key(self) -> str:
-        return f"{self.earliest:%Y%m%d}0000"
-
-    @property
-    def latest_key(self) -> str:
-        return f"{self.latest:%Y%m%d%H%M}"
 
 
 def _earliest_from_environment() -> date:

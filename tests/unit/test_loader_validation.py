@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loader.contract import LineRules
+from loader.contract import MAX_BASKET_ITEMS, MIN_CHARS_OVER_MAX_ITEMS, LineRules
 from loader.errors import ConfigurationError
 from loader.validation import (
     ABSENT_COLUMNS_KEY,
@@ -337,3 +337,12 @@ def test_a_file_without_card_numbers_has_anonymous_card_payments() -> None:
     assert result.rejected == []
     assert result.accepted.column("card_digits").to_pylist() == [None, None]
     assert result.accepted.column("payment_type").to_pylist() == ["CARD", "CASH"]
+
+
+def test_basket_limits_fit_the_models_and_the_block_shortcut() -> None:
+    assert MAX_BASKET_ITEMS <= 10_000  # the dbt models' int_numbers spine
+    shortest_too_long = ", ".join(["S P - 1"] * (MAX_BASKET_ITEMS + 1))
+    assert len(shortest_too_long) == MIN_CHARS_OVER_MAX_ITEMS
+    assert reason(basket=shortest_too_long) == "basket: has more than 100 items"
+    result = validate_block(block_of([fields(basket=shortest_too_long)]), RULES)
+    assert [row.reason for row in result.rejected] == ["basket: has more than 100 items"]
