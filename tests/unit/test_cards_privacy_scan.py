@@ -1,0 +1,50 @@
+"""The privacy scan helper (`tests/privacy_scan.py`) finds what it must, and only that."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+from tests.privacy_scan import normalised, scan_log_files, scan_text
+
+REAL_EXPORT_CARD = "5494173772652516"  # from the real samples; fails Luhn
+
+
+def test_known_cards_are_found_in_any_disguise() -> None:
+    disguised = [
+        "5494.1737.7265.2516",
+        "5494\u20131737\u20137265\u20132516",
+        "\\x00".join(REAL_EXPORT_CARD),
+        "\x00".join(REAL_EXPORT_CARD),
+        "5494_1737 7265/2516",
+    ]
+    for text in disguised:
+        findings = scan_text(f"name: {text}", "t", known_cards=[REAL_EXPORT_CARD])
+        assert [finding.what for finding in findings] == ["known card ************2516"], text
+
+
+def test_unknown_luhn_cards_are_found_and_reported_masked() -> None:
+    findings = scan_text("call 4111 1111 1111 1111", "raw.x.y")
+    assert [str(finding) for finding in findings] == ["raw.x.y: card number ************1111"]
+
+
+def test_known_values_and_ordinary_text() -> None:
+    assert scan_text("hello Ann Lee", "t", known_values=["ann lee"])
+    ordinary = [
+        "25/08/2021 09:00,Chesterfield,,Large Latte - 2.45,2.45,CASH,",
+        "chesterfield_25-08-2021_09-00-00.csv",
+        "************2516",
+        hashlib.sha256(b"x").hexdigest(),
+        str(uuid.UUID(int=4111111111111111)),
+    ]
+    for text in ordinary:
+        assert scan_text(text, "t", known_cards=[REAL_EXPORT_CARD]) == [], text
+    assert normalised("4 1-1.1/1_1\u20131") == "4111111"
+
+
+def test_log_files_are_scanned_line_by_line(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("ok\nERROR: invalid input 5494 1737 7265 2516\n")
+    findings = scan_log_files([log, tmp_path / "missing.log"], known_cards=[REAL_EXPORT_CARD])
+    assert [finding.where for finding in findings] == ["server.log:2"]
