@@ -9,6 +9,7 @@ redrive path. Draining stops when a receive comes back empty.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,9 +28,16 @@ Handler = Callable[[Mapping[str, Any], Any], Mapping[str, Any]]
 MAX_BATCH = 10
 
 
+# The production Lambda's timeout (infra/templates/pipeline.yaml).
+LAMBDA_TIMEOUT_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class LocalContext:
-    """The attributes of a Lambda context object that powertools reads."""
+    """The attributes of a Lambda context object that the handler and powertools read.
+
+    Like Lambda's, its remaining time counts down from the invocation's start.
+    """
 
     function_name: str = "cafe-loader-local"
     function_version: str = "$LATEST"
@@ -38,9 +46,12 @@ class LocalContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = "/aws/lambda/cafe-loader-local"
     log_stream_name: str = "local"
+    timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS
+    started_at: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+        elapsed = time.monotonic() - self.started_at
+        return max(int((self.timeout_seconds - elapsed) * 1000), 0)
 
 
 @dataclass

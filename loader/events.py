@@ -5,6 +5,10 @@ keys are decoded with `unquote_plus`. The `s3:TestEvent` S3 sends when a notific
 configured, and events other than ObjectCreated, carry nothing to load. A message whose
 body cannot be read as an S3 notification is reported as a failure so that it goes to
 the dead-letter queue instead of being dropped silently.
+
+Each object keeps what orders its versions: the event's `sequencer` (S3 orders the events
+of one key by it), the object's `versionId` (a versioned bucket: the loader fetches that
+very version, not whatever is newest) and the `eventTime`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -25,6 +30,9 @@ class ObjectRef:
     bucket: str
     key: str
     size: int | None = None
+    version_id: str | None = None
+    sequencer: str | None = None
+    event_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +64,23 @@ def objects_of_s3_event(notification: Mapping[str, Any]) -> tuple[ObjectRef, ...
                 bucket=record.s3.bucket.name,
                 key=unquote_plus(s3_object.key),
                 size=int(size) if size is not None else None,
+                version_id=s3_object.get("versionId") or None,
+                sequencer=s3_object.get("sequencer") or None,
+                event_time=_event_time(record.get("eventTime")),
             )
         )
     return tuple(refs)
+
+
+def _event_time(text: object) -> datetime | None:
+    """S3's `eventTime` (ISO 8601, `Z` for UTC); None when absent or unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def parse_event(event: Mapping[str, Any]) -> list[Message]:

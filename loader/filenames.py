@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 
+from loader.cards import contains_card_like_number
+
 _EXPORT_NAME = re.compile(
     r"^(?P<branch>.+?)_(?P<day>\d{2})-(?P<month>\d{2})-(?P<year>\d{4})"
     r"_(?P<hour>\d{2})-(?P<minute>\d{2})-(?P<second>\d{2})\.csv$",
@@ -44,3 +46,18 @@ def parse_export_name(source_key: str) -> ExportName | None:
         return None
     branch = " ".join(re.split(r"[-_\s]+", match["branch"].strip())).title()
     return ExportName(branch_name=branch, exported_at=exported_at) if branch else None
+
+
+def refusal_of_name(source_key: str) -> str | None:
+    """Why a file is refused by its name alone (None: the name is fine).
+
+    The S3 path decides what is loaded, not the bucket notification's filter: every object
+    under the landing prefix reaches the loader, which takes `.csv` files in any case. A key
+    holding a card number (or anything the masker would mask) is refused: it is stored only
+    masked, and two masked keys must never stand for two files that load.
+    """
+    if contains_card_like_number(source_key):
+        return "file name: a card number, or a number like one, appears in the file name"
+    if not PurePosixPath(source_key).name.lower().endswith(".csv"):
+        return "file name: not a .csv file"
+    return None

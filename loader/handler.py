@@ -8,11 +8,23 @@ them, and the ledger already says what happened. A direct S3 invocation (no SQS)
 instead, which makes Lambda's asynchronous retry policy apply.
 
 The object is streamed from S3 into a temporary file (in /tmp on Lambda), never held in
-memory whole: the loader needs a seekable file to checksum it before parsing.
+memory whole: the loader needs a seekable file to checksum it before parsing. When the
+event names an object version, that version is fetched (a late event of an older version
+must not load the newest bytes under its name); its LastModified, version id and the
+event's sequencer go with it to the ledger, which orders versions by them.
+
+Deadline: the invocation's remaining time (`context.get_remaining_time_in_millis()`)
+bounds every wait of the writer, less `ANSWER_RESERVE_SECONDS` kept to record a failure
+and answer. A file is not started with less than `MIN_SECONDS_TO_START` of work left: its
+message is reported as a failure, unstarted, and SQS delivers it again.
+
+Keys reach the log only through the masker (`loader.service.stored_key`), as they reach
+the ledger: a card number typed into a file name never leaves the landing bucket.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import warnings
@@ -24,13 +36,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from loader.aws import aws_client
-from loader.batches import Warehouse
+from loader.batches import Deadline, Warehouse
 from loader.errors import CafeError
 from loader.events import Message, ObjectRef, parse_event
 from loader.filenames import parse_export_name
 from loader.hashing import load_card_key
-from loader.ledger import LoadResult, Status
-from loader.service import error_text_of, load_file
+from loader.ledger import LoadResult, SourceFacts, Status
+from loader.service import error_text_of, load_file, stored_key
 from loader.settings import Settings, load_settings
 from loader.writers import open_warehouse
 
@@ -39,6 +51,11 @@ if TYPE_CHECKING:
 
 SERVICE_NAME = "cafe-loader"
 METRICS_NAMESPACE = "CafeElt"
+# Kept back from the invocation's remaining time to record a failure and answer.
+ANSWER_RESERVE_SECONDS = 10.0
+# Less work time than this left: a file is not started, its message is retried later.
+MIN_SECONDS_TO_START = 15.0
+_DOWNLOAD_CHUNK_BYTES = 1 << 20
 
 # A test event or an ObjectRemoved notification publishes no metric; that is expected.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -54,11 +71,22 @@ class LoadFailed(CafeError):
 def load_object(
     s3: S3Client, ref: ObjectRef, *, settings: Settings, warehouse: Warehouse
 ) -> LoadResult:
-    """Download one object to a temporary file and load it."""
+    """Download one object (the event's version of it) to a temporary file and load it."""
     with tempfile.TemporaryFile() as spool:
-        s3.download_fileobj(ref.bucket, ref.key, spool)
+        if ref.version_id:
+            response = s3.get_object(Bucket=ref.bucket, Key=ref.key, VersionId=ref.version_id)
+        else:
+            response = s3.get_object(Bucket=ref.bucket, Key=ref.key)
+        shutil.copyfileobj(response["Body"], spool, _DOWNLOAD_CHUNK_BYTES)
         spool.seek(0)
-        return load_file(spool, ref.key, warehouse=warehouse, key=load_card_key(settings))
+        source = SourceFacts(
+            modified_at=response.get("LastModified") or ref.event_time,
+            sequencer=ref.sequencer,
+            version_id=response.get("VersionId") or ref.version_id,
+        )
+        return load_file(
+            spool, ref.key, warehouse=warehouse, key=load_card_key(settings), source=source
+        )
 
 
 def _record_branch_file(source_key: str) -> None:
@@ -88,6 +116,8 @@ def _record_metrics(result: LoadResult) -> None:
         metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.counts.rejected)
     elif result.status is Status.DUPLICATE:
         metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
+    elif result.status is Status.STALE:
+        metrics.add_metric(name="StaleVersionsSkipped", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="LoadErrors", unit=MetricUnit.Count, value=1)
     metrics.add_metric(
@@ -95,17 +125,28 @@ def _record_metrics(result: LoadResult) -> None:
     )
 
 
-def _process_message(message: Message, settings: Settings, warehouse: Warehouse) -> bool:
+def _process_message(
+    message: Message, settings: Settings, warehouse: Warehouse, deadline: Deadline
+) -> bool:
     """Load every object of one message; True when the message needs no retry."""
     if message.error is not None:
         logger.error(
-            "unreadable message", extra={"message_id": message.message_id, "error": message.error}
+            "unreadable message",
+            extra={"message_id": message.message_id, "error": stored_key(message.error)},
         )
         metrics.add_metric(name="LoadErrors", unit=MetricUnit.Count, value=1)
         return False
     ok = True
     s3: S3Client = aws_client(settings, "s3")
     for ref in message.objects:
+        left = deadline.remaining_for_work()
+        if left is not None and left < MIN_SECONDS_TO_START:
+            logger.warning(
+                "not started: too close to the invocation's deadline",
+                extra={"bucket": ref.bucket, "key": stored_key(ref.key), "seconds_left": left},
+            )
+            metrics.add_metric(name="LoadsDeferred", unit=MetricUnit.Count, value=1)
+            return False
         started = time.monotonic()
         try:
             result = load_object(s3, ref, settings=settings, warehouse=warehouse)
@@ -116,7 +157,7 @@ def _process_message(message: Message, settings: Settings, warehouse: Warehouse)
                 "load failed",
                 extra={
                     "bucket": ref.bucket,
-                    "key": ref.key,
+                    "key": stored_key(ref.key),
                     "error": error_text_of(error),
                     "seconds": round(time.monotonic() - started, 3),
                 },
@@ -128,7 +169,7 @@ def _process_message(message: Message, settings: Settings, warehouse: Warehouse)
             "file processed",
             extra={
                 "bucket": ref.bucket,
-                "key": ref.key,
+                "key": result.source_key,
                 "load_id": result.load_id,
                 "status": result.status.value,
                 "rows_read": result.counts.read,
@@ -136,6 +177,7 @@ def _process_message(message: Message, settings: Settings, warehouse: Warehouse)
                 "rows_rejected": result.counts.rejected,
                 "seconds": round(result.seconds, 3),
                 "error": result.error_text,
+                "duplicate_of": result.duplicate_of,
             },
         )
     return ok
@@ -150,11 +192,15 @@ def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str
     if not any(message.objects or message.error for message in messages):
         logger.info("nothing to load (test event or no created objects)")
         return {"batchItemFailures": []}
-    warehouse = open_warehouse(settings)
+    deadline = Deadline.counting_down(
+        lambda: context.get_remaining_time_in_millis() / 1000,
+        reserve_seconds=ANSWER_RESERVE_SECONDS,
+    )
+    warehouse = open_warehouse(settings, deadline=deadline)
     failures = [
         message.message_id
         for message in messages
-        if not _process_message(message, settings, warehouse)
+        if not _process_message(message, settings, warehouse, deadline)
     ]
     if any(message_id is None for message_id in failures):
         raise LoadFailed("a file of the S3 event could not be loaded; see the log")

@@ -6,6 +6,14 @@ added after the first release go to `POSTGRES_MIGRATIONS` as `add column if not 
 Concurrent first loads would race on the catalogue (two `create table if not exists` can
 both miss and one fails), so the DDL runs under a transaction-scoped advisory lock.
 
+The ledger's integrity is the database's job, not only the writers': check constraints
+(`LEDGER_CHECKS`) say which statuses exist, that rows add up, that only loads hold rows or
+are current, that a duplicate names what it copies and that only a `started` row is open;
+a partial unique index keeps one current version per key. A check constraint's name ends
+with a hash of its expression, so changing a rule changes the name: `ensure_schema` sees a
+database whose constraints are not exactly the expected names as out of date, drops the
+constraints it does not expect and adds the missing ones (validated against every row).
+
 Redshift: `RAW` is a reserved word there, so the schema is quoted (`"raw"`) in its DDL and
 in every statement the Redshift writer sends. `REDSHIFT_DDL` is run once at deploy time
 (the Data API user may not own DDL). Redshift has no `add column if not exists`, and a
@@ -13,6 +21,8 @@ Parquet COPY needs the table's columns exactly, so a later change to a Redshift 
 appended to `REDSHIFT_MIGRATIONS` as an `(id, sql)` pair: `infra/bootstrap_warehouse.py`
 (run by `make deploy`) applies the pairs it has not applied yet, in order, each in one
 transaction with its record in `"raw".schema_migrations`. Ids never change once deployed.
+Redshift enforces no check, primary key or unique constraint: there the writer alone keeps
+the rules above, deciding under a table lock (see `loader.writers.redshift`).
 The Redshift tables have no time defaults: a default must have its column's type
 there, `getdate()` is a plain timestamp, and the writer stamps `loaded_at` and `rejected_at`.
 `raw.transactions` is distributed on `source_key` so a file's rows sit on one slice, which
@@ -24,9 +34,13 @@ validation limits use bytes so that a row PostgreSQL accepts Redshift accepts to
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
+
+from loader.ledger import Status
 
 TRANSACTION_COLUMNS: Final = (
     "source_key",
@@ -58,7 +72,14 @@ LEDGER_COLUMNS: Final = (
     "finished_at",
     "error_text",
     "loader_version",
+    "duplicate_of",
+    "source_modified_at",
+    "source_version",
+    "file_encoding",
+    "file_header",
+    "unknown_columns",
 )
+CARD_KEY_COLUMNS: Final = ("key_version", "fingerprint", "recorded_at")
 
 # An arbitrary constant: the advisory lock that serialises the loader's DDL.
 _DDL_LOCK_ID: Final = 0x_CAFE_0DD1
@@ -82,6 +103,7 @@ POSTGRES_DDL: Final[tuple[str, ...]] = (
         primary key (source_key, line_number)
     )
     """,
+    # Its check constraints are LEDGER_CHECKS, added by ensure_schema.
     """
     create table if not exists raw.loaded_files (
         load_id varchar(36) primary key,
@@ -99,9 +121,12 @@ POSTGRES_DDL: Final[tuple[str, ...]] = (
         finished_at timestamptz,
         error_text varchar(4096),
         loader_version varchar(32),
-        constraint loaded_files_status_check
-            check (status in ('loaded', 'replaced', 'duplicate', 'failed', 'refused')),
-        constraint loaded_files_rows_add_up check (rows_read = rows_loaded + rows_rejected)
+        duplicate_of varchar(1024),
+        source_modified_at timestamptz,
+        source_version varchar(1024),
+        file_encoding varchar(16),
+        file_header varchar(4096),
+        unknown_columns varchar(4096)
     )
     """,
     # The database itself guarantees one current version per key.
@@ -110,6 +135,11 @@ POSTGRES_DDL: Final[tuple[str, ...]] = (
         on raw.loaded_files (source_key) where is_current
     """,
     "create index if not exists loaded_files_started_at on raw.loaded_files (started_at)",
+    # Finds a current file with the same bytes under another key (a copy).
+    """
+    create index if not exists loaded_files_current_checksum
+        on raw.loaded_files (file_checksum) where is_current
+    """,
     """
     create table if not exists raw.rejected_rows (
         source_key varchar(1024) not null,
@@ -121,12 +151,73 @@ POSTGRES_DDL: Final[tuple[str, ...]] = (
         primary key (source_key, line_number)
     )
     """,
+    """
+    create table if not exists raw.card_keys (
+        key_version varchar(64) primary key,
+        fingerprint char(64) not null,
+        recorded_at timestamptz not null default now()
+    )
+    """,
 )
 
-# Columns added after the first release; each must be `add column if not exists`.
+# Changes after the first release; each must be idempotent (`add column if not exists`,
+# an update that finds nothing the second time).
 POSTGRES_MIGRATIONS: Final[tuple[str, ...]] = (
     "alter table raw.transactions add column if not exists card_key_version varchar(64)",
     "alter table raw.loaded_files add column if not exists loader_version varchar(32)",
+    "alter table raw.loaded_files add column if not exists duplicate_of varchar(1024)",
+    "alter table raw.loaded_files add column if not exists source_modified_at timestamptz",
+    "alter table raw.loaded_files add column if not exists source_version varchar(1024)",
+    "alter table raw.loaded_files add column if not exists file_encoding varchar(16)",
+    "alter table raw.loaded_files add column if not exists file_header varchar(4096)",
+    "alter table raw.loaded_files add column if not exists unknown_columns varchar(4096)",
+    # Before duplicate_of existed a duplicate was always a re-delivery of its own key.
+    "update raw.loaded_files set duplicate_of = source_key"
+    " where status = 'duplicate' and duplicate_of is null",
+)
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+_LOADS: Final = (Status.LOADED.value, Status.REPLACED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConstraint:
+    table: str
+    rule: str
+    expression: str
+
+    @property
+    def name(self) -> str:
+        """`<table>_<rule>_<hash of the expression>`: a changed rule gets a new name."""
+        digest = hashlib.sha256(self.expression.encode()).hexdigest()[:8]
+        return f"{self.table}_{self.rule}_{digest}"
+
+    @property
+    def add_statement(self) -> str:
+        return f"alter table raw.{self.table} add constraint {self.name} check ({self.expression})"
+
+
+LEDGER_CHECKS: Final = (
+    CheckConstraint("loaded_files", "status", f"status in ({_quoted(tuple(Status))})"),
+    CheckConstraint("loaded_files", "rows_add_up", "rows_read = rows_loaded + rows_rejected"),
+    CheckConstraint(
+        "loaded_files", "rows_only_for_loads", f"status in ({_quoted(_LOADS)}) or rows_read = 0"
+    ),
+    CheckConstraint(
+        "loaded_files", "current_only_for_loads", f"not is_current or status in ({_quoted(_LOADS)})"
+    ),
+    CheckConstraint(
+        "loaded_files",
+        "duplicate_names_its_copy",
+        "(status = 'duplicate') = (duplicate_of is not null)",
+    ),
+    CheckConstraint(
+        "loaded_files", "open_only_while_started", "(status = 'started') = (finished_at is null)"
+    ),
 )
 
 REDSHIFT_DDL: Final[tuple[str, ...]] = (
@@ -195,15 +286,66 @@ REDSHIFT_DDL: Final[tuple[str, ...]] = (
 # refuses inside a transaction block (`alter table ... alter column ... type`): use add
 # column, update, drop column and rename instead. Keep REDSHIFT_DDL the first release's shape
 # (a fresh database runs it, then every migration).
-REDSHIFT_MIGRATIONS: Final[tuple[tuple[str, str], ...]] = ()
+REDSHIFT_MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
+    (
+        "0001_loaded_files_duplicate_of",
+        'alter table "raw".loaded_files add column duplicate_of varchar(1024)',
+    ),
+    (
+        "0002_loaded_files_source_modified_at",
+        'alter table "raw".loaded_files add column source_modified_at timestamptz',
+    ),
+    (
+        "0003_loaded_files_source_version",
+        'alter table "raw".loaded_files add column source_version varchar(1024)',
+    ),
+    (
+        "0004_loaded_files_file_encoding",
+        'alter table "raw".loaded_files add column file_encoding varchar(16)',
+    ),
+    (
+        "0005_loaded_files_file_header",
+        'alter table "raw".loaded_files add column file_header varchar(4096)',
+    ),
+    (
+        "0006_loaded_files_unknown_columns",
+        'alter table "raw".loaded_files add column unknown_columns varchar(4096)',
+    ),
+    (
+        "0007_loaded_files_duplicates_name_their_key",
+        'update "raw".loaded_files set duplicate_of = source_key'
+        " where status = 'duplicate' and duplicate_of is null",
+    ),
+    (
+        "0008_card_keys",
+        """
+        create table if not exists "raw".card_keys (
+            key_version varchar(64) not null,
+            fingerprint char(64) not null,
+            recorded_at timestamptz not null,
+            primary key (key_version)
+        )
+        diststyle all
+        """,
+    ),
+)
 
 _EXPECTED_COLUMNS: Final = (
     *(("transactions", column) for column in (*TRANSACTION_COLUMNS, "loaded_at")),
     *(("rejected_rows", column) for column in (*REJECTED_COLUMNS, "rejected_at")),
     *(("loaded_files", column) for column in LEDGER_COLUMNS),
+    *(("card_keys", column) for column in CARD_KEY_COLUMNS),
 )
 
 _ensured: set[tuple[str, int]] = set()
+
+
+def _check_constraints(connection: psycopg.Connection[tuple[Any, ...]]) -> set[str]:
+    found = connection.execute(
+        "select conname from pg_constraint"
+        " where contype = 'c' and conrelid = to_regclass('raw.loaded_files')"
+    ).fetchall()
+    return {str(name) for (name,) in found}
 
 
 def _schema_is_current(connection: psycopg.Connection[tuple[Any, ...]]) -> bool:
@@ -212,14 +354,27 @@ def _schema_is_current(connection: psycopg.Connection[tuple[Any, ...]]) -> bool:
         " where table_schema = 'raw' and (table_name || '.' || column_name) = any(%s)",
         ([f"{table}.{column}" for table, column in _EXPECTED_COLUMNS],),
     ).fetchone()
-    return bool(found and found[0] == len(_EXPECTED_COLUMNS))
+    if not (found and found[0] == len(_EXPECTED_COLUMNS)):
+        return False
+    return _check_constraints(connection) == {check.name for check in LEDGER_CHECKS}
+
+
+def _reconcile_checks(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """Drop the ledger's check constraints that are not expected, add the missing ones."""
+    existing = _check_constraints(connection)
+    expected = {check.name: check for check in LEDGER_CHECKS}
+    for name in sorted(existing - expected.keys()):
+        connection.execute(f'alter table raw.loaded_files drop constraint "{name}"')
+    for name in sorted(expected.keys() - existing):
+        connection.execute(expected[name].add_statement)
 
 
 def ensure_schema(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
     """Create or migrate the raw tables (checked once per process and database).
 
-    The DDL runs only when a column is missing: `alter table` takes an exclusive lock even
-    when the column exists, which would make every load wait for the loads in flight.
+    The DDL runs only when a column or a check constraint differs from what this loader
+    expects: `alter table` takes an exclusive lock even when the column exists, which
+    would make every load wait for the loads in flight.
     """
     database = connection.execute(
         "select current_setting('port') || '/' || current_database(),"
@@ -236,4 +391,5 @@ def ensure_schema(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
             if not _schema_is_current(connection):
                 for statement in (*POSTGRES_DDL, *POSTGRES_MIGRATIONS):
                     connection.execute(statement)
+                _reconcile_checks(connection)
     _ensured.add(identity)

@@ -1,21 +1,26 @@
 """Load one file: the single code path behind `cafe load`, `cafe ingest` and the Lambda.
 
     bytes ──inspect_file──► checksum, encoding, header
-          ──read_lines────► parsed / malformed lines (pyarrow, streamed in blocks)
-          ──clean_batches─► validated rows with card numbers hashed, refusals masked
-          ──Warehouse.load─► one transaction: ledger decision, rows, refusals, ledger row
+          ──refusals──────► by name (not .csv, a card number in it) or by content
+          ──Warehouse.load─► `started` row; then one transaction: ledger decision, rows,
+                             refusals, the row closed with the outcome
+          ──clean_batches─► (inside the load) validated rows, card numbers hashed
 
 A warehouse receives the batches as a factory, so a duplicate is skipped without parsing,
 and it consumes them one at a time: parsing, validation and writing interleave and memory
 holds one block. Failures end as a ledger row of their own (`failed`, or `refused` for a
-file that is not readable text) and a `LoadResult` — this function does not raise for a
-bad file, only for a bad configuration.
+file refused whole) and a `LoadResult` — this function does not raise for a bad file, only
+for a bad configuration (which includes a card key the warehouse does not recognise).
+
+The key a file arrives under is stored, logged and returned only masked: a card number
+typed into a file name must not travel further than the landing bucket.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -23,15 +28,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loader.batches import TRANSACTIONS_SCHEMA, CleanBatch, Warehouse
-from loader.errors import CafeError, ConfigurationError
-from loader.hashing import CardHasher, CardKey
-from loader.ledger import FileVersion, LoadResult, RowCounts, Status, result_of
+from loader.cards import mask_card_numbers
+from loader.errors import CafeError, CardKeyMismatch, ConfigurationError
+from loader.filenames import refusal_of_name
+from loader.hashing import CardHasher, CardKey, key_fingerprint
+from loader.ledger import (
+    UNKNOWN_SOURCE,
+    FileVersion,
+    LoadResult,
+    RowCounts,
+    SourceFacts,
+    Status,
+    result_of,
+)
 from loader.reading import FileFacts, UnreadableFile, inspect_file, read_blocks
-from loader.validation import reject_malformed, sanitise_text, validate_block
+from loader.validation import reject_malformed, validate_block
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 4096
+# raw.loaded_files.file_header and .unknown_columns: varchar(4096), bytes on Redshift.
+MAX_HEADER_BYTES = 4096
 
 
 def clean_batches(
@@ -81,9 +98,43 @@ def transactions_table(accepted: pa.Table, file: FileVersion, hasher: CardHasher
 
 
 def error_text_of(error: BaseException) -> str:
-    """An error as the ledger stores it: one line, no card numbers, bounded."""
+    """An error as the ledger and the logs hold it: one line, no card numbers, bounded."""
     text = f"{type(error).__name__}: {error}" if not isinstance(error, CafeError) else str(error)
-    return sanitise_text(" ".join(text.split()))[:MAX_ERROR_CHARS]
+    return mask_card_numbers(" ".join(text.split())).replace("\x00", "\\x00")[:MAX_ERROR_CHARS]
+
+
+def file_version(
+    source_key: str, facts: FileFacts, source: SourceFacts, key: CardKey
+) -> FileVersion:
+    """The ledger's view of a file version: masked key, file facts, key fingerprint."""
+    return FileVersion(
+        source_key=stored_key(source_key),
+        checksum=facts.checksum,
+        size_bytes=facts.size_bytes,
+        source=source,
+        encoding=facts.encoding,
+        header=_names(facts.header),
+        unknown_columns=_names(facts.unknown_columns),
+        card_key_version=key.version,
+        card_key_fingerprint=key_fingerprint(key),
+    )
+
+
+def stored_key(source_key: str) -> str:
+    """A key (or any text about one) as the ledger, the logs and the metrics may hold it.
+
+    A key whose masked form differs from it is refused (`refusal_of_name`), so masking
+    never merges the keys of two files that load.
+    """
+    return mask_card_numbers(source_key)
+
+
+def _names(names: tuple[str, ...] | None) -> str | None:
+    """Column names as the ledger keeps them: comma-separated, bounded; None for none."""
+    if not names:
+        return None
+    joined = mask_card_numbers(",".join(names)).encode()[:MAX_HEADER_BYTES]
+    return joined.decode(errors="ignore")
 
 
 def load_file(
@@ -92,23 +143,29 @@ def load_file(
     *,
     warehouse: Warehouse,
     key: CardKey,
+    source: SourceFacts = UNKNOWN_SOURCE,
     on_progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Load one file (a seekable binary stream) under `source_key`; never raises for its content."""
     facts = inspect_file(stream)
-    file = FileVersion(source_key=source_key, checksum=facts.checksum, size_bytes=facts.size_bytes)
-    if facts.refusal is not None:
-        return warehouse.record_attempt(file, Status.REFUSED, facts.refusal)
+    file = file_version(source_key, facts, source, key)
+    whole_file_refusal = refusal_of_name(source_key) or facts.refusal
+    if whole_file_refusal is not None:
+        return warehouse.record_attempt(file, Status.REFUSED, whole_file_refusal)
     try:
         return warehouse.load(
             file, lambda: clean_batches(stream, facts, file, key, on_progress=on_progress)
         )
-    except UnreadableFile as refusal:
-        return warehouse.record_attempt(file, Status.REFUSED, error_text_of(refusal))
+    except UnreadableFile as unreadable:
+        return warehouse.record_attempt(file, Status.REFUSED, error_text_of(unreadable))
+    except CardKeyMismatch as mismatch:
+        # Retrying cannot help until someone restores the key; the ledger says why meanwhile.
+        _record_failure(warehouse, file, error_text_of(mismatch))
+        raise
     except ConfigurationError:
         raise
     except Exception as error:  # anything else: record it, let the caller retry the file
-        log.warning("load of %s failed: %s", source_key, error_text_of(error))
+        log.warning("load of %s failed: %s", file.source_key, error_text_of(error))
         return _record_failure(warehouse, file, error_text_of(error))
 
 
@@ -128,5 +185,14 @@ def load_path(
     key: CardKey,
     on_progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
+    """Load a local file; its modification time orders it against the key's other versions."""
     with path.open("rb") as stream:
-        return load_file(stream, source_key, warehouse=warehouse, key=key, on_progress=on_progress)
+        modified_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return load_file(
+            stream,
+            source_key,
+            warehouse=warehouse,
+            key=key,
+            source=SourceFacts(modified_at=modified_at),
+            on_progress=on_progress,
+        )

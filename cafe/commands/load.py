@@ -3,8 +3,13 @@
 `cafe load` runs files through `loader.service` directly; `cafe ingest` goes the way
 production does — upload to the landing bucket, then drain the queue through the Lambda
 handler. Both print one row per file and exit 0 only when every file was processed
-(loaded, replaced, or skipped as a duplicate; rejected rows are fine). A failed file, or
-one refused whole (not text), makes the exit code 1.
+(loaded, replaced, or skipped as a duplicate or a stale version; rejected rows are fine).
+A failed file, or one refused whole, makes the exit code 1; so does a card key the
+warehouse does not recognise (one line saying how to restore it, nothing loaded).
+
+Before the first load the local card key is created, but only for a warehouse that holds
+no card hash yet (`cafe.stack.ensure_card_key`); a local file's modification time orders
+it against earlier versions of the same key.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cafe.stack import ensure_card_key
 from loader.aws import aws_client
 from loader.errors import CafeError, ConfigurationError
-from loader.hashing import load_card_key
+from loader.hashing import CardKey, load_card_key
 from loader.ledger import LedgerRow, LoadResult, Status, latest_loads_of, recent_loads
 from loader.service import load_path
 from loader.settings import LANDING_PREFIX, Settings, load_settings
@@ -47,6 +53,8 @@ _STATUS_STYLE = {
     "loaded": "green",
     "replaced": "cyan",
     "duplicate": "dim",
+    "stale": "dim",
+    "started": "yellow",
     "failed": "red",
     "refused": "red",
 }
@@ -93,7 +101,7 @@ def run_load(args: argparse.Namespace) -> int:
     _check_files(files)
     settings = load_settings()
     warehouse = open_warehouse(settings)
-    key = load_card_key(settings)
+    key = _card_key(settings)
     results: list[LoadResult] = []
     with _progress() as progress:
         for path in files:
@@ -118,10 +126,28 @@ def run_load(args: argparse.Namespace) -> int:
             str(result.counts.loaded),
             str(result.counts.rejected),
             f"{result.seconds:.2f}",
-            result.error_text or "",
+            _note(result),
         )
     console.print(table)
     return 0 if all(_is_loaded(result.status) for result in results) else 1
+
+
+def _card_key(settings: Settings) -> CardKey:
+    """The key to hash with; the local key file is created first where that is safe."""
+    uses_key_file = not settings.card_key_secret_arn and settings.warehouse == "postgres"
+    if uses_key_file and settings.database_url:
+        ensure_card_key(settings.card_key_file, settings.database_url)
+    return load_card_key(settings)
+
+
+def _note(result: LoadResult) -> str:
+    if result.error_text:
+        return result.error_text
+    if result.status is Status.DUPLICATE and result.duplicate_of != result.source_key:
+        return f"same bytes as {result.duplicate_of}"
+    if result.status is Status.STALE:
+        return "older than the current version: nothing replaced"
+    return ""
 
 
 def _show_done(progress: Progress, task: TaskID, done: int) -> None:
@@ -129,8 +155,9 @@ def _show_done(progress: Progress, task: TaskID, done: int) -> None:
 
 
 def _is_loaded(status: Status) -> bool:
-    """Loaded, replaced or already there: a refused file is reported, not counted as done."""
-    return status in (Status.LOADED, Status.REPLACED, Status.DUPLICATE)
+    """Loaded, or nothing to load (already there, or older than what is): a refused file
+    is reported, not counted as done."""
+    return status in (Status.LOADED, Status.REPLACED, Status.DUPLICATE, Status.STALE)
 
 
 def run_ingest(args: argparse.Namespace) -> int:
@@ -152,6 +179,7 @@ def ingest_and_report(files: Sequence[Path], settings: Settings) -> int:
 
     if not settings.queue_url:
         raise ConfigurationError("no landing queue: run `cafe up` first")
+    _card_key(settings)  # the handler reads it; created first where that is safe
     s3 = aws_client(settings, "s3")
     keys = [LANDING_PREFIX + path.name for path in files]
     uploaded_at = datetime.now(UTC)
@@ -214,7 +242,7 @@ def _results_table(title: str, *, current: bool = False) -> Table:
     table.add_column("status")
     for name in ("read", "loaded", "rejected", "seconds"):
         table.add_column(name, justify="right")
-    table.add_column("error", overflow="fold")
+    table.add_column("note", overflow="fold")
     if current:
         table.add_column("current")
     return table
@@ -229,7 +257,7 @@ def _ledger_cells(row: LedgerRow) -> tuple[str, ...]:
         str(row.rows_loaded),
         str(row.rows_rejected),
         f"{seconds:.2f}" if seconds is not None else "",
-        row.error_text or "",
+        row.note,
     )
 
 

@@ -1,18 +1,35 @@
-"""PostgreSQL writer: one transaction per file version, serialised per file key.
+"""PostgreSQL writer: a committed `started` row, then one transaction per file version.
 
-Inside the transaction, after `pg_advisory_xact_lock` on a 64-bit hash of the key (so two
-workers given the same key take turns while different keys load in parallel), the ledger
-decides: a duplicate only adds a `duplicate` ledger row; a replacement deletes the key's
-rows and refusals and retires the current ledger row; then the rows stream in through
-`COPY ... FROM STDIN` (each block as CSV that pyarrow writes in C++), the refusals follow,
-and the ledger row commits with them. A crash at any point rolls everything back and
-leaves the lock free.
+    started row (own commit) ─► transaction: key lock, checksum lock, decision,
+                                [retire the key's current version], COPY rows, COPY refusals,
+                                started row closed with the outcome ─► commit
+
+The `started` row is committed first so that an attempt that dies leaves a trace; the
+outcome closes that same row inside the transaction that writes the rows, so the ledger
+never says `loaded` without the rows nor holds rows without saying so. A crash at any
+point after the `started` row rolls everything else back and leaves the locks free.
+
+Two transaction-scoped advisory locks serialise what must not interleave: one on a 64-bit
+hash of the key (two workers given the same key take turns, different keys load in
+parallel) and one on the checksum (two keys with the same bytes take turns, so that the
+second sees the first as current and is recorded as its copy). Both are taken in that
+order by every load, so they cannot deadlock. Under them the ledger's shared rule
+(`loader.ledger.decision_query`) decides: a duplicate or a stale version only closes its
+row; a replacement deletes the key's rows and refusals and retires the current ledger row;
+then the rows stream in through `COPY ... FROM STDIN` (each block as CSV that pyarrow
+writes in C++), and the refusals follow.
 
 Parsing and COPY overlap without a producer thread of our own: blocks are parsed and
 validated in this thread (mostly inside pyarrow's C++ kernels) and handed to psycopg's
 `QueuedLibpqWriter`, whose worker thread sends them while the next block is parsed, and
 the server ingests them in its own process meanwhile. COPY accepts one table at a time, so
 the refusals of a file are spooled (to disk past a few MiB) and copied after the rows.
+
+With a deadline (a Lambda invocation), the transaction's `statement_timeout` ends a COPY
+that would outlive it: the server cancels the statement and the transaction rolls back.
+
+The first load with a card key version records the key's fingerprint in `raw.card_keys`;
+every later load compares its own and refuses (`CardKeyMismatch`) when they differ.
 """
 
 from __future__ import annotations
@@ -25,22 +42,24 @@ from collections.abc import Iterable
 
 import psycopg
 import pyarrow.csv as pacsv
+from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from loader.batches import BatchFactory, CleanBatch
+from loader.batches import NO_DEADLINE, BatchFactory, CleanBatch, Deadline
+from loader.errors import CardKeyMismatch
 from loader.ledger import (
-    LOADER_VERSION,
-    Decision,
     FileVersion,
     LoadResult,
     RowCounts,
     Status,
-    decide,
-    ledger_values,
+    decision_query,
+    ledger_row,
     result_of,
 )
 from loader.schema import LEDGER_COLUMNS, REJECTED_COLUMNS, TRANSACTION_COLUMNS, ensure_schema
 from loader.validation import RejectedRow
+
+Connection = psycopg.Connection[tuple[object, ...]]
 
 _COPY_TRANSACTIONS = (
     f"copy raw.transactions ({', '.join(TRANSACTION_COLUMNS)}) from stdin with (format csv)"
@@ -51,58 +70,141 @@ _CSV_OPTIONS = pacsv.WriteOptions(include_header=False)
 _COPY_REJECTED = (
     f"copy raw.rejected_rows ({', '.join(REJECTED_COLUMNS)}) from stdin with (format csv)"
 )
-# finished_at is the server's clock at the insert, just before commit.
-_LEDGER_VALUES = ["clock_timestamp()" if c == "finished_at" else "%s" for c in LEDGER_COLUMNS]
-_INSERT_LEDGER = (
-    f"insert into raw.loaded_files ({', '.join(LEDGER_COLUMNS)})"
-    f" values ({', '.join(_LEDGER_VALUES)})"
+_VALUED_COLUMNS = tuple(column for column in LEDGER_COLUMNS if column != "finished_at")
+_INSERT_STARTED = (
+    f"insert into raw.loaded_files ({', '.join(_VALUED_COLUMNS)})"
+    f" values ({', '.join(f'%({column})s' for column in _VALUED_COLUMNS)})"
+)
+# finished_at is the server's clock when the outcome is written, just before commit.
+_RECORD_ATTEMPT = (
+    f"insert into raw.loaded_files ({', '.join(_VALUED_COLUMNS)}, finished_at)"
+    f" values ({', '.join(f'%({column})s' for column in _VALUED_COLUMNS)}, clock_timestamp())"
+    " on conflict (load_id) do update set status = excluded.status,"
+    " error_text = excluded.error_text, finished_at = excluded.finished_at"
+)
+_CLOSE = (
+    "update raw.loaded_files set status = %(status)s, is_current = %(is_current)s,"
+    " rows_read = %(rows_read)s, rows_loaded = %(rows_loaded)s,"
+    " rows_rejected = %(rows_rejected)s, duplicate_of = %(duplicate_of)s,"
+    " finished_at = clock_timestamp()"
+    " where load_id = %(load_id)s and status = 'started'"
+)
+_DECIDE = decision_query(
+    {
+        name: f"%({name})s"
+        for name in ("load_id", "source_key", "checksum", "sequencer", "modified_at")
+    }
 )
 _SPOOL_BYTES = 4 << 20
 
 
 def lock_id(source_key: str) -> int:
     """A signed 64-bit advisory lock id for a file key (hashtext's 32 bits collide sooner)."""
-    return int.from_bytes(hashlib.sha256(source_key.encode()).digest()[:8], "big", signed=True)
+    return _lock_id(source_key.encode())
+
+
+def checksum_lock_id(checksum: str) -> int:
+    """The advisory lock id of a file's content (its own namespace, apart from keys')."""
+    return _lock_id(b"checksum:" + checksum.encode())
+
+
+def _lock_id(text: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big", signed=True)
+
+
+def holds_card_hashes(database_url: str) -> list[str]:
+    """The card key versions the warehouse already depends on (hashes or fingerprints).
+
+    Empty for a warehouse where a new key can be created without splitting anyone.
+    """
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        present = connection.execute(
+            "select to_regclass('raw.transactions') is not null,"
+            " to_regclass('raw.card_keys') is not null"
+        ).fetchone()
+        has_transactions, has_card_keys = bool(present and present[0]), bool(present and present[1])
+        parts = []
+        if has_transactions:
+            parts.append(
+                "select distinct coalesce(card_key_version, '(unversioned)') from raw.transactions"
+                " where card_hash is not null"
+            )
+        if has_card_keys:
+            parts.append("select key_version from raw.card_keys")
+        if not parts:
+            return []
+        rows = connection.execute(" union ".join(parts) + " order by 1").fetchall()
+        return [str(version) for (version,) in rows]
 
 
 class PostgresWarehouse:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, deadline: Deadline = NO_DEADLINE) -> None:
         self.database_url = database_url
+        self.deadline = deadline
+        self._verified_keys: set[tuple[str, str]] = set()
 
-    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+    def _connect(self) -> Connection:
         return psycopg.connect(self.database_url, autocommit=True, application_name="cafe-loader")
 
     def load(self, file: FileVersion, batches: BatchFactory) -> LoadResult:
         with self._connect() as connection:
             ensure_schema(connection)
+            self._verify_card_key(connection, file)
+            connection.execute(_INSERT_STARTED, ledger_row(file, Status.STARTED))
             with connection.transaction():
+                self._limit_to_deadline(connection)
                 connection.execute("select pg_advisory_xact_lock(%s)", (lock_id(file.source_key),))
-                current = connection.execute(
-                    "select file_checksum from raw.loaded_files"
-                    " where source_key = %s and is_current",
-                    (file.source_key,),
-                ).fetchone()
-                decision = decide(str(current[0]) if current else None, file.checksum)
-                if decision is Decision.SKIP:
-                    self._insert_ledger(
-                        connection, file, Status.DUPLICATE, False, RowCounts(), None
-                    )
-                    return result_of(file, Status.DUPLICATE, RowCounts(), None)
-                if decision is Decision.REPLACE:
+                connection.execute(
+                    "select pg_advisory_xact_lock(%s)", (checksum_lock_id(file.checksum),)
+                )
+                decided = connection.execute(_DECIDE, _decision_values(file)).fetchone()
+                assert decided is not None  # an aggregate always returns its one row
+                status = Status(str(decided[0]))
+                duplicate_of = None if decided[1] is None else str(decided[1])
+                counts = RowCounts()
+                if status is Status.REPLACED:
                     self._retire(connection, file.source_key)
-                counts = self._copy(connection, file, batches())
-                status = decision.value
-                self._insert_ledger(connection, file, status, True, counts, None)
-        return result_of(file, status, counts, None)
+                if status.holds_rows:
+                    counts = self._copy(connection, file, batches())
+                elif status is Status.FAILED:
+                    raise RuntimeError("the load's started ledger row disappeared")
+                self._close(connection, file, status, counts, duplicate_of)
+        return result_of(file, status, counts, None, duplicate_of)
 
     def record_attempt(self, file: FileVersion, status: Status, error_text: str) -> LoadResult:
         with self._connect() as connection:
             ensure_schema(connection)
-            self._insert_ledger(connection, file, status, False, RowCounts(), error_text)
+            connection.execute(_RECORD_ATTEMPT, ledger_row(file, status, error_text=error_text))
         return result_of(file, status, RowCounts(), error_text)
 
+    def _verify_card_key(self, connection: Connection, file: FileVersion) -> None:
+        version, fingerprint = file.card_key_version, file.card_key_fingerprint
+        if version is None or fingerprint is None or (version, fingerprint) in self._verified_keys:
+            return
+        connection.execute(
+            "insert into raw.card_keys (key_version, fingerprint, recorded_at)"
+            " values (%s, %s, now()) on conflict (key_version) do nothing",
+            (version, fingerprint),
+        )
+        recorded = connection.execute(
+            "select fingerprint, recorded_at from raw.card_keys where key_version = %s",
+            (version,),
+        ).fetchone()
+        if recorded is None or recorded[0] != fingerprint:
+            raise CardKeyMismatch(version, f"{recorded[1]:%Y-%m-%d}" if recorded else None)
+        self._verified_keys.add((version, fingerprint))
+
+    def _limit_to_deadline(self, connection: Connection) -> None:
+        remaining = self.deadline.remaining_for_work()
+        if remaining is None:
+            return
+        milliseconds = max(int(remaining * 1000), 1)
+        connection.execute(
+            sql.SQL("set local statement_timeout = {}").format(sql.Literal(milliseconds))
+        )
+
     @staticmethod
-    def _retire(connection: psycopg.Connection[tuple[object, ...]], source_key: str) -> None:
+    def _retire(connection: Connection, source_key: str) -> None:
         for table in ("raw.transactions", "raw.rejected_rows"):
             connection.execute(f"delete from {table} where source_key = %s", (source_key,))
         connection.execute(
@@ -111,10 +213,31 @@ class PostgresWarehouse:
         )
 
     @staticmethod
-    def _copy(
-        connection: psycopg.Connection[tuple[object, ...]],
+    def _close(
+        connection: Connection,
         file: FileVersion,
-        batches: Iterable[CleanBatch],
+        status: Status,
+        counts: RowCounts,
+        duplicate_of: str | None,
+    ) -> None:
+        closed = connection.execute(
+            _CLOSE,
+            {
+                "status": status.value,
+                "is_current": status.holds_rows,
+                "rows_read": counts.read,
+                "rows_loaded": counts.loaded,
+                "rows_rejected": counts.rejected,
+                "duplicate_of": duplicate_of,
+                "load_id": file.load_id,
+            },
+        )
+        if closed.rowcount != 1:  # rows must never commit without the row that counts them
+            raise RuntimeError("the load's started ledger row disappeared")
+
+    @staticmethod
+    def _copy(
+        connection: Connection, file: FileVersion, batches: Iterable[CleanBatch]
     ) -> RowCounts:
         counts = RowCounts()
         with tempfile.SpooledTemporaryFile(_SPOOL_BYTES, mode="w+", newline="") as spool:
@@ -141,19 +264,15 @@ class PostgresWarehouse:
                             copy.write(chunk)
         return counts
 
-    @staticmethod
-    def _insert_ledger(
-        connection: psycopg.Connection[tuple[object, ...]],
-        file: FileVersion,
-        status: Status,
-        is_current: bool,
-        counts: RowCounts,
-        error_text: str | None,
-    ) -> None:
-        connection.execute(
-            _INSERT_LEDGER,
-            (*ledger_values(file, status, is_current, counts), error_text, LOADER_VERSION),
-        )
+
+def _decision_values(file: FileVersion) -> dict[str, object]:
+    return {
+        "load_id": file.load_id,
+        "source_key": file.source_key,
+        "checksum": file.checksum,
+        "sequencer": file.source.sequencer.upper() if file.source.sequencer else None,
+        "modified_at": file.source.modified_at,
+    }
 
 
 def _rejected_fields(row: RejectedRow) -> tuple[int, str, str]:

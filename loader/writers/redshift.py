@@ -1,36 +1,54 @@
-"""Redshift writer: Parquet staged in S3, then one Data API batch that COPYs it.
+"""Redshift writer: Parquet staged in S3, then one Data API batch that decides and loads.
 
-    clean batches ──► s3://<bucket>/staged/<load_id>/transactions/part-NNNNN.parquet
-                  └─► s3://<bucket>/staged/<load_id>/rejected/part-NNNNN.parquet
-    batch_execute_statement (one transaction):
-        delete the key's rows and refusals; retire its current ledger row;
-        COPY ... FORMAT AS PARQUET; insert the ledger row
-    describe_statement until FINISHED (FAILED/ABORTED raise); staged objects deleted always
+    card key   ─► batch: lock raw.card_keys; record the fingerprint if the version is new
+                  query: the fingerprint(s) recorded for the version ─► refuse a mismatch
+    started    ─► insert the `started` ledger row (committed on its own)
+    pre-check  ─► the ledger's decision, read without a lock: stage only what may load
+    staging    ─► s3://<bucket>/staged/<load_id>/transactions/part-NNNNN.parquet
+                  s3://<bucket>/staged/<load_id>/rejected/part-NNNNN.parquet (Snappy)
+    batch (one transaction):
+        lock raw.loaded_files;
+        create temp table load_decision as <the ledger's decision, now under the lock>;
+        create temp table staged_* as <raw table's columns>; COPY ... FORMAT AS PARQUET;
+        when the decision is loaded/replaced: delete the key's rows and refusals, retire its
+            current ledger row, insert the staged rows;
+        close the `started` row with the decision and the counts
+    outcome    ─► read back the closed row; staged objects deleted always
 
-The ledger decision is read first through `execute_statement`. Redshift has no advisory
-locks; instead every load transaction deletes the key's rows before its COPY, even for a
-key never loaded. Two workers that raced past the decision then write the same rows of
-the same tables concurrently, which Redshift's serializable isolation refuses for one of
-them (error 1023): that batch fails, its SQS message is retried, and the retry finds the
-file current and records a duplicate. Rows are loaded once either way.
+Serialisation per key: Redshift has no advisory locks, and its serializable isolation
+does not stop two loads of one key that both decided before either committed (the second
+waits for the first, then deletes and reloads). So every load batch starts with `lock` on
+the ledger (ACCESS EXCLUSIVE until commit) and decides inside the transaction, from the
+ledger as the previous load left it: a second load of the same bytes records `duplicate`,
+never a second `loaded`. Loads of different keys take turns too; Redshift runs writes to
+one table one at a time anyway, and the batch is short next to staging.
+
+COPY cannot be made conditional, so it loads into temporary staging tables and the rows
+reach the raw tables through `insert ... select ... where <the decision loads>`. When the
+pre-check found nothing to load (a duplicate or stale version) nothing is staged; should
+the decision under the lock then say otherwise (another load changed the key meanwhile),
+the attempt closes as `failed` and its message is retried.
+
+The staged Parquet holds strings, integers and decimals only (Snappy-compressed, which
+the COPY documentation lists): `loaded_at` and `rejected_at` are stamped by the insert
+from the staging tables with `getdate() at time zone 'UTC'`, a TIMESTAMPTZ, so no
+timestamp has to cross the Parquet type mapping.
+
+Deadlines: every wait on a statement ends at the invocation's deadline (less the reserve
+for answering) and cancels the statement it gives up on.
 
 `RAW` is a reserved word in Redshift (a column encoding), so the schema is always written
-`"raw"` here.
-
-COPY from Parquet takes no column list: it fills the table's columns in order from the
-file's columns, so the staged schemas below list every column in table order.
-
-`batch_execute_statement` takes no bind parameters, so values are inlined as literals by
-`sql_literal`, which doubles quotes and backslashes (Redshift reads a backslash in a
-literal as an escape) and refuses control characters.
+`"raw"` here. `batch_execute_statement` takes no bind parameters, so values are inlined
+as literals by `sql_literal`, which doubles quotes and backslashes (Redshift reads a
+backslash in a literal as an escape) and refuses control characters.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,21 +58,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loader.aws import aws_client
-from loader.batches import TRANSACTIONS_SCHEMA as BATCH_SCHEMA
-from loader.batches import BatchFactory, CleanBatch
-from loader.errors import CafeError, ConfigurationError
+from loader.batches import NO_DEADLINE, BatchFactory, CleanBatch, Deadline
+from loader.errors import CafeError, CardKeyMismatch, ConfigurationError
 from loader.ledger import (
-    LOADER_VERSION,
-    Decision,
+    LEDGER_TABLE,
     FileVersion,
     LoadResult,
     RowCounts,
     Status,
-    decide,
-    ledger_values,
+    decision_query,
+    ledger_row,
     result_of,
 )
-from loader.schema import LEDGER_COLUMNS
+from loader.schema import LEDGER_COLUMNS, REJECTED_COLUMNS, TRANSACTION_COLUMNS
 from loader.settings import Settings
 
 if TYPE_CHECKING:
@@ -62,9 +78,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
-TRANSACTIONS_SCHEMA: Final = BATCH_SCHEMA.append(
-    pa.field("loaded_at", pa.timestamp("us", tz="UTC"), nullable=False)
-)
 REJECTED_SCHEMA: Final = pa.schema(
     [
         pa.field("source_key", pa.string(), nullable=False),
@@ -72,15 +85,24 @@ REJECTED_SCHEMA: Final = pa.schema(
         pa.field("line_number", pa.int32(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("raw_line", pa.string()),
-        pa.field("rejected_at", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
+PARQUET_COMPRESSION: Final = "snappy"
+# TIMESTAMPTZ from Redshift's clock: getdate() is the session's (UTC) wall clock.
+NOW: Final = "getdate() at time zone 'UTC'"
+CARD_KEYS_TABLE: Final = '"raw".card_keys'
+_LOADS: Final = "('loaded', 'replaced')"
+_LOADABLE: Final = f"exists (select 1 from load_decision where decided_status in {_LOADS})"
 _DONE: Final = "FINISHED"
 _BROKEN: Final = ("FAILED", "ABORTED")
+CHANGED_WHILE_DECIDING: Final = (
+    "another load changed this key, or a copy of it, while this one was deciding:"
+    " nothing was loaded; the file is retried"
+)
 
 
 class RedshiftStatementFailed(CafeError):
-    """A Data API statement ended FAILED or ABORTED."""
+    """A Data API statement ended FAILED or ABORTED, or was cancelled at the deadline."""
 
 
 def sql_literal(value: object) -> str:
@@ -95,7 +117,18 @@ def sql_literal(value: object) -> str:
         return sql_literal(value.isoformat(sep=" "))
     text = str(value)
     if any(ord(character) < 32 for character in text):
-        raise ValueError("control characters cannot be inlined in Redshift SQL")
+        # A control character cannot stand in a literal (the Data API takes one line per
+        # statement): spell it with chr() so that the value arrives unchanged.
+        pieces = re.split(r"([\x00-\x1f])", text)
+        return (
+            "("
+            + " || ".join(
+                f"chr({ord(piece)})" if len(piece) == 1 and ord(piece) < 32 else sql_literal(piece)
+                for piece in pieces
+                if piece
+            )
+            + ")"
+        )
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
@@ -121,6 +154,7 @@ class RedshiftWarehouse:
         poll_seconds: float = 0.5,
         timeout_seconds: float = 600,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: Deadline = NO_DEADLINE,
     ) -> None:
         self.target = target
         self.data_api = data_api
@@ -128,9 +162,13 @@ class RedshiftWarehouse:
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
         self.sleep = sleep
+        self.deadline = deadline
+        self._verified_keys: set[tuple[str, str]] = set()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RedshiftWarehouse:
+    def from_settings(
+        cls, settings: Settings, *, deadline: Deadline = NO_DEADLINE
+    ) -> RedshiftWarehouse:
         missing = [
             name
             for name, value in (
@@ -152,94 +190,151 @@ class RedshiftWarehouse:
             target,
             data_api=aws_client(settings, "redshift-data"),
             s3=aws_client(settings, "s3"),
+            deadline=deadline,
         )
 
     # -- the Warehouse protocol ------------------------------------------------------------
 
     def load(self, file: FileVersion, batches: BatchFactory) -> LoadResult:
-        decision = decide(self._current_checksum(file.source_key), file.checksum)
-        if decision is Decision.SKIP:
-            self.run_transaction([self._ledger_insert(file, Status.DUPLICATE, False, RowCounts())])
-            return result_of(file, Status.DUPLICATE, RowCounts(), None)
+        self._verify_card_key(file)
+        self.execute(started_statement(file))
+        [[likely]] = self.query(f"select status from ({decision_of(file)}) as decided")
+        staged = Status(str(likely)).holds_rows
         prefix = staged_prefix(file.load_id)
         try:
-            counts = self._stage(file, batches(), prefix)
-            self.run_transaction(self.load_statements(file, decision.value, counts))
+            counts = self._stage(file, batches(), prefix) if staged else RowCounts()
+            self.run_transaction(self.load_statements(file, counts, staged=staged))
         finally:
-            self._delete_prefix(prefix)
-        return result_of(file, decision.value, counts, None)
+            if staged:
+                self._delete_prefix(prefix)
+        return self._outcome(file)
 
     def record_attempt(self, file: FileVersion, status: Status, error_text: str) -> LoadResult:
-        self.run_transaction([self._ledger_insert(file, status, False, RowCounts(), error_text)])
+        self.run_transaction(attempt_statements(file, status, error_text), answering=True)
         return result_of(file, status, RowCounts(), error_text)
 
     # -- SQL -------------------------------------------------------------------------------
 
-    def load_statements(self, file: FileVersion, status: Status, counts: RowCounts) -> list[str]:
+    def load_statements(self, file: FileVersion, counts: RowCounts, *, staged: bool) -> list[str]:
         """The statements of one load's transaction, in order."""
         key = sql_literal(file.source_key)
         location = f"s3://{self.target.bucket}/{staged_prefix(file.load_id)}"
         role = sql_literal(self.target.copy_role_arn)
+        # Unstaged, a decision to load can only mean the ledger changed since the pre-check.
+        decided = (
+            "status" if staged else f"case when status in {_LOADS} then 'failed' else status end"
+        )
         statements = [
-            f'delete from "raw".transactions where source_key = {key}',
-            f'delete from "raw".rejected_rows where source_key = {key}',
-            f'update "raw".loaded_files set is_current = false where source_key = {key}'
-            " and is_current",
+            f"lock {LEDGER_TABLE}",
+            f"create temp table load_decision as select {decided} as decided_status,"
+            f" duplicate_of as decided_duplicate_of from ({decision_of(file)}) as decided",
         ]
-        if counts.loaded:
-            statements.append(
-                'copy "raw".transactions'
-                f" from {sql_literal(location + 'transactions/')}"
-                f" iam_role {role} format as parquet"
-            )
-        if counts.rejected:
-            statements.append(
-                'copy "raw".rejected_rows'
-                f" from {sql_literal(location + 'rejected/')}"
-                f" iam_role {role} format as parquet"
-            )
-        statements.append(self._ledger_insert(file, status, True, counts))
+        if staged:
+            copies = [
+                ("transactions", "staged_transactions", TRANSACTION_COLUMNS, counts.loaded),
+                ("rejected_rows", "staged_rejections", REJECTED_COLUMNS, counts.rejected),
+            ]
+            parts = {"transactions": "transactions/", "rejected_rows": "rejected/"}
+            stamps = {"transactions": "loaded_at", "rejected_rows": "rejected_at"}
+            for table, staging, columns, count in copies:
+                if count:
+                    listed = ", ".join(columns)
+                    statements += [
+                        f'create temp table {staging} as select {listed} from "raw".{table}'
+                        " limit 0",
+                        f"copy {staging} from {sql_literal(location + parts[table])}"
+                        f" iam_role {role} format as parquet",
+                    ]
+            statements += [
+                f'delete from "raw".transactions where source_key = {key} and {_LOADABLE}',
+                f'delete from "raw".rejected_rows where source_key = {key} and {_LOADABLE}',
+                f"update {LEDGER_TABLE} set is_current = false"
+                f" where source_key = {key} and is_current and {_LOADABLE}",
+            ]
+            for table, staging, columns, count in copies:
+                if count:
+                    listed = ", ".join(columns)
+                    statements.append(
+                        f'insert into "raw".{table} ({listed}, {stamps[table]})'
+                        f" select {listed}, {NOW} from {staging} where {_LOADABLE}"
+                    )
+        statements.append(close_statement(file, counts))
         return statements
 
-    @staticmethod
-    def _ledger_insert(
-        file: FileVersion,
-        status: Status,
-        is_current: bool,
-        counts: RowCounts,
-        error_text: str | None = None,
-    ) -> str:
-        literals = [sql_literal(value) for value in ledger_values(file, status, is_current, counts)]
-        literals += ["getdate()", sql_literal(_one_line(error_text)), sql_literal(LOADER_VERSION)]
-        return (
-            f'insert into "raw".loaded_files ({", ".join(LEDGER_COLUMNS)})'
-            f" values ({', '.join(literals)})"
+    def _verify_card_key(self, file: FileVersion) -> None:
+        version, fingerprint = file.card_key_version, file.card_key_fingerprint
+        if version is None or fingerprint is None or (version, fingerprint) in self._verified_keys:
+            return
+        # The lock makes the first use of a version record one fingerprint, not two.
+        self.run_transaction(
+            [
+                f"lock {CARD_KEYS_TABLE}",
+                f"insert into {CARD_KEYS_TABLE} (key_version, fingerprint, recorded_at)"
+                f" select {sql_literal(version)}, {sql_literal(fingerprint)}, {NOW}"
+                f" from {CARD_KEYS_TABLE} where key_version = {sql_literal(version)}"
+                " having count(*) = 0",
+            ]
+        )
+        recorded = self.query(
+            f"select fingerprint, recorded_at from {CARD_KEYS_TABLE}"
+            f" where key_version = {sql_literal(version)}"
+        )
+        if not recorded or any(row[0] != fingerprint for row in recorded):
+            mismatch = [row for row in recorded if row[0] != fingerprint]
+            raise CardKeyMismatch(version, str(mismatch[0][1])[:10] if mismatch else None)
+        self._verified_keys.add((version, fingerprint))
+
+    def _outcome(self, file: FileVersion) -> LoadResult:
+        rows = self.query(
+            "select status, duplicate_of, rows_read, rows_loaded, rows_rejected, error_text"
+            f" from {LEDGER_TABLE} where load_id = {sql_literal(file.load_id)}"
+        )
+        if not rows:
+            raise RedshiftStatementFailed("the load's ledger row is missing after its batch")
+        status, duplicate_of, read, loaded, rejected, error_text = rows[0]
+        counts = RowCounts(int(str(read)), int(str(loaded)), int(str(rejected)))
+        return result_of(
+            file,
+            Status(str(status)),
+            counts,
+            None if error_text is None else str(error_text),
+            None if duplicate_of is None else str(duplicate_of),
         )
 
-    def _current_checksum(self, source_key: str) -> str | None:
-        statement = self.data_api.execute_statement(
-            WorkgroupName=self.target.workgroup,
-            Database=self.target.database,
-            Sql='select file_checksum from "raw".loaded_files'
-            " where source_key = :source_key and is_current",
-            Parameters=[{"name": "source_key", "value": source_key}],
-        )
-        self._wait(statement["Id"])
-        result = self.data_api.get_statement_result(Id=statement["Id"])
-        records = result.get("Records", [])
-        return str(records[0][0]["stringValue"]) if records else None
+    # -- the Data API ----------------------------------------------------------------------
 
-    def run_transaction(self, statements: Sequence[str]) -> None:
-        """Run `statements` as one transaction and wait for it to finish."""
+    def execute(self, statement: str) -> str:
+        """Run one statement (its own transaction) and wait for it; its id."""
+        started = self.data_api.execute_statement(
+            WorkgroupName=self.target.workgroup, Database=self.target.database, Sql=statement
+        )
+        self._wait(started["Id"])
+        return started["Id"]
+
+    def query(self, statement: str) -> list[list[object]]:
+        """The rows of a query, each a list of Python values (None for SQL null)."""
+        result = self.data_api.get_statement_result(Id=self.execute(statement))
+        return [[_value(column) for column in record] for record in result.get("Records", [])]
+
+    def run_transaction(self, statements: Sequence[str], *, answering: bool = False) -> None:
+        """Run `statements` as one transaction and wait for it to finish.
+
+        `answering`: the wait may use the reserve kept for answering (recording a failure).
+        """
         batch = self.data_api.batch_execute_statement(
             WorkgroupName=self.target.workgroup,
             Database=self.target.database,
             Sqls=list(statements),
         )
-        self._wait(batch["Id"])
+        self._wait(batch["Id"], answering=answering)
 
-    def _wait(self, statement_id: str) -> None:
-        deadline = time.monotonic() + self.timeout_seconds
+    def _wait(self, statement_id: str, *, answering: bool = False) -> None:
+        clock = self.deadline.clock
+        budget = self.timeout_seconds
+        remaining = self.deadline.remaining() if answering else self.deadline.remaining_for_work()
+        if remaining is not None:
+            budget = max(min(budget, remaining), 0.0)
+        ends_at = clock() + budget
         while True:
             described: Any = self.data_api.describe_statement(Id=statement_id)
             status = described["Status"]
@@ -248,13 +343,18 @@ class RedshiftWarehouse:
             if status in _BROKEN:
                 error = described.get("Error", "no error text")
                 raise RedshiftStatementFailed(f"Redshift statement {status.lower()}: {error}")
-            if time.monotonic() > deadline:
-                with suppress(Exception):
-                    self.data_api.cancel_statement(Id=statement_id)
-                raise RedshiftStatementFailed(
-                    f"Redshift statement still {status.lower()} after {self.timeout_seconds:.0f} s"
-                )
-            self.sleep(self.poll_seconds)
+            if clock() >= ends_at:
+                raise RedshiftStatementFailed(self._cancel(statement_id, status, budget))
+            self.sleep(max(min(self.poll_seconds, ends_at - clock()), 0.0))
+
+    def _cancel(self, statement_id: str, status: str, budget: float) -> str:
+        """Cancel a statement given up on; the error text that says so."""
+        waited = f"Redshift statement still {status.lower()} after {budget:.0f} s"
+        try:
+            self.data_api.cancel_statement(Id=statement_id)
+        except Exception as error:  # the statement may have ended meanwhile
+            return f"{waited}; cancelling it failed: {type(error).__name__}"
+        return f"{waited}: cancelled"
 
     # -- staging ---------------------------------------------------------------------------
 
@@ -263,20 +363,16 @@ class RedshiftWarehouse:
         for part, batch in enumerate(batches):
             counts += batch.counts
             if batch.rows.num_rows:
-                self._put_parquet(
-                    f"{prefix}transactions/part-{part:05d}.parquet",
-                    transactions_table(batch, file.started_at),
-                )
+                self._put_parquet(f"{prefix}transactions/part-{part:05d}.parquet", batch.rows)
             if batch.rejected:
                 self._put_parquet(
-                    f"{prefix}rejected/part-{part:05d}.parquet",
-                    rejected_table(batch, file),
+                    f"{prefix}rejected/part-{part:05d}.parquet", rejected_table(batch, file)
                 )
         return counts
 
     def _put_parquet(self, key: str, table: pa.Table) -> None:
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, compression=PARQUET_COMPRESSION)
         self.s3.put_object(Bucket=self.target.bucket, Key=key, Body=buffer.getvalue())
 
     def _delete_prefix(self, prefix: str) -> None:
@@ -289,13 +385,64 @@ class RedshiftWarehouse:
                 self.s3.delete_objects(Bucket=self.target.bucket, Delete={"Objects": objects})
 
 
-def transactions_table(batch: CleanBatch, loaded_at: datetime) -> pa.Table:
-    """A batch's rows with `loaded_at` added: every column of raw.transactions, in order."""
-    stamp = pa.array([loaded_at] * batch.rows.num_rows, pa.timestamp("us", tz="UTC"))
-    return batch.rows.append_column(TRANSACTIONS_SCHEMA.field("loaded_at"), stamp)
+def decision_of(file: FileVersion) -> str:
+    """The ledger's decision for `file`, its values inlined as Redshift literals."""
+    sequencer = file.source.sequencer.upper() if file.source.sequencer else None
+    return decision_query(
+        {
+            "load_id": sql_literal(file.load_id),
+            "source_key": sql_literal(file.source_key),
+            "checksum": sql_literal(file.checksum),
+            "sequencer": sql_literal(sequencer),
+            "modified_at": sql_literal(file.source.modified_at),
+        }
+    )
+
+
+def started_statement(file: FileVersion) -> str:
+    """The `started` row, committed before the work begins (finished_at stays null)."""
+    row = ledger_row(file, Status.STARTED)
+    return (
+        f"insert into {LEDGER_TABLE} ({', '.join(row)})"
+        f" values ({', '.join(sql_literal(value) for value in row.values())})"
+    )
+
+
+def close_statement(file: FileVersion, counts: RowCounts) -> str:
+    """The `started` row closed with the decision (and the counts, when it loaded)."""
+
+    def when_loaded(value: int) -> str:
+        return f"case when decided_status in {_LOADS} then {value} else 0 end"
+
+    return (
+        f"update {LEDGER_TABLE} set status = decided_status,"
+        f" is_current = decided_status in {_LOADS},"
+        f" rows_read = {when_loaded(counts.read)},"
+        f" rows_loaded = {when_loaded(counts.loaded)},"
+        f" rows_rejected = {when_loaded(counts.rejected)},"
+        " duplicate_of = decided_duplicate_of,"
+        " error_text = case when decided_status = 'failed'"
+        f" then {sql_literal(CHANGED_WHILE_DECIDING)} end,"
+        f" finished_at = {NOW}"
+        f" from load_decision where load_id = {sql_literal(file.load_id)}"
+        " and status = 'started'"
+    )
+
+
+def attempt_statements(file: FileVersion, status: Status, error_text: str) -> list[str]:
+    """A failed or refused attempt: its `started` row (if any) replaced by the closed row."""
+    row = ledger_row(file, status, error_text=error_text)
+    columns = [*row, "finished_at"]
+    values = [*(sql_literal(value) for value in row.values()), NOW]
+    assert set(columns) == set(LEDGER_COLUMNS)
+    return [
+        f"delete from {LEDGER_TABLE} where load_id = {sql_literal(file.load_id)}",
+        f"insert into {LEDGER_TABLE} ({', '.join(columns)}) values ({', '.join(values)})",
+    ]
 
 
 def rejected_table(batch: CleanBatch, file: FileVersion) -> pa.Table:
+    """A batch's refusals as rows of raw.rejected_rows (all but `rejected_at`), in order."""
     count = len(batch.rejected)
     return pa.Table.from_pydict(
         {
@@ -304,11 +451,16 @@ def rejected_table(batch: CleanBatch, file: FileVersion) -> pa.Table:
             "line_number": [row.line_number for row in batch.rejected],
             "reason": [row.reason for row in batch.rejected],
             "raw_line": [row.raw_line for row in batch.rejected],
-            "rejected_at": [file.started_at] * count,
         },
         schema=REJECTED_SCHEMA,
     )
 
 
-def _one_line(text: str | None) -> str | None:
-    return None if text is None else " ".join(text.split())
+def _value(column: Any) -> object:
+    """A Data API field as a Python value."""
+    if column.get("isNull"):
+        return None
+    for kind in ("stringValue", "longValue", "booleanValue", "doubleValue"):
+        if kind in column:
+            return column[kind]
+    return None

@@ -130,7 +130,11 @@ def test_missing_object_fails_only_its_message_and_test_events_are_ignored(
     settings: Settings,
 ) -> None:
     good = f"landing/good-{uuid.uuid4().hex}.csv"
-    put(settings, good, (HEADER + "\n25/08/2021 09:00,B,N,Latte - 1.00,1.00,CASH,\n").encode())
+    put(
+        settings,
+        good,
+        (HEADER + "\n25/08/2021 09:00,B,N,Regular Latte - 1.00,1.00,CASH,\n").encode(),
+    )
     test_event = {
         "Service": "Amazon S3",
         "Event": "s3:TestEvent",
@@ -153,8 +157,8 @@ def test_logs_and_metrics_hold_no_card_number(
 ) -> None:
     assert settings.database_url
     lines = [
-        f"25/08/2021 09:00,Chesterfield,Ann,Latte - 2.45,2.45,CARD,{CARDS[0]}",
-        f"31/02/2024 09:00,Chesterfield,Bo,Latte - 2.45,2.45,CARD,{CARDS[1]}",
+        f"25/08/2021 09:00,Chesterfield,Ann,Large Latte - 2.45,2.45,CARD,{CARDS[0]}",
+        f"31/02/2024 09:00,Chesterfield,Bo,Large Latte - 2.45,2.45,CARD,{CARDS[1]}",
         f"bad,line,{CARDS[1]}",
     ]
     key = f"landing/privacy-{uuid.uuid4().hex}.csv"
@@ -198,7 +202,9 @@ def test_direct_s3_event_loads(settings: Settings) -> None:
     put(
         settings,
         key,
-        io.BytesIO((HEADER + "\n25/08/2021 09:00,B,N,Latte - 1.00,1.00,CASH,\n").encode()).read(),
+        io.BytesIO(
+            (HEADER + "\n25/08/2021 09:00,B,N,Regular Latte - 1.00,1.00,CASH,\n").encode()
+        ).read(),
     )
     assert lambda_handler(s3_notification(settings, key), LocalContext()) == {
         "batchItemFailures": []
@@ -220,7 +226,7 @@ def test_each_loaded_file_publishes_its_branch_for_the_silence_alarm(
     put(
         settings,
         key,
-        (HEADER + "\r\n02/03/2024 09:00,Ludlow,N,Latte - 1.00,1.00,CASH,\r\n").encode(),
+        (HEADER + "\r\n02/03/2024 09:00,Ludlow,N,Regular Latte - 1.00,1.00,CASH,\r\n").encode(),
     )
     capfd.readouterr()
     response = lambda_handler(as_sqs(settings, s3_notification(settings, key)), LocalContext())

@@ -1,5 +1,5 @@
 """The PostgreSQL writer against the real embedded server: exactly once, replacements,
-concurrency, crash safety, migrations and privacy."""
+concurrency, crash safety (an attempt that dies stays visible), migrations and privacy."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from loader.hashing import CardKey
 from loader.ledger import LoadResult, Status
-from loader.schema import ensure_schema
+from loader.schema import LEDGER_CHECKS, ensure_schema
 from loader.service import load_path
 from loader.writers.postgres import PostgresWarehouse
 
@@ -129,7 +130,8 @@ def test_corrected_re_export_replaces_the_old_version(
 def test_concurrent_loads_come_out_exactly_once(fresh_database_url: str, tmp_path: Path) -> None:
     files = [
         write(
-            tmp_path / f"branch{index}_01-01-2024_09-00-00.csv", [card_line(m) for m in range(40)]
+            tmp_path / f"branch{index}_01-01-2024_09-00-00.csv",
+            [card_line(m, branch=f"Branch {index}") for m in range(40)],
         )
         for index in range(8)
     ]
@@ -140,11 +142,17 @@ def test_concurrent_loads_come_out_exactly_once(fresh_database_url: str, tmp_pat
         )
     assert all(result.status is not Status.FAILED for result in results), results
     assert sorted(r.status.value for r in results[8:]) == ["duplicate"] * 3 + ["loaded"]
+    assert {r.duplicate_of for r in results[8:] if r.status is Status.DUPLICATE} == {same.name}
     assert scalar(fresh_database_url, "select count(*) from raw.transactions") == 9 * 40
     assert scalar(fresh_database_url, "select count(*) from raw.loaded_files where is_current") == 9
+    # Every attempt's started row was closed with its outcome: none is left open.
+    assert (
+        scalar(fresh_database_url, "select count(*) from raw.loaded_files where status = 'started'")
+        == 0
+    )
 
 
-def test_killed_loader_leaves_nothing_and_a_retry_succeeds(
+def test_killed_loader_leaves_only_its_started_row_and_a_retry_succeeds(
     fresh_database_url: str, tmp_path: Path
 ) -> None:
     rows = 300_000
@@ -172,7 +180,11 @@ def test_killed_loader_leaves_nothing_and_a_retry_succeeds(
                     " and query ilike 'copy raw.transactions%%' and state = 'active'",
                 )
             )
-            if copying and scalar(fresh_database_url, "select count(*) from raw.loaded_files") == 0:
+            closed = scalar(
+                fresh_database_url,
+                "select count(*) from raw.loaded_files where status <> 'started'",
+            )
+            if copying and closed == 0:
                 break
             time.sleep(0.02)
         assert copying, "never saw the COPY in progress"
@@ -190,10 +202,25 @@ def test_killed_loader_leaves_nothing_and_a_retry_succeeds(
     ):
         time.sleep(0.05)
     assert scalar(fresh_database_url, "select count(*) from raw.transactions") == 0
-    assert scalar(fresh_database_url, "select count(*) from raw.loaded_files") == 0
+    assert scalar(fresh_database_url, "select count(*) from raw.rejected_rows") == 0
+    with psycopg.connect(fresh_database_url) as connection:
+        died = connection.execute(
+            "select source_key, status, is_current, rows_read, finished_at, started_at"
+            " from raw.loaded_files"
+        ).fetchall()
+    # The attempt that died is visible: its started row, never closed, and nothing else.
+    assert [row[:5] for row in died] == [(path.name, "started", False, 0, None)]
+    assert died[0][5] is not None
     result = load(fresh_database_url, path)
     assert result.status is Status.LOADED and result.counts.loaded == rows
     assert scalar(fresh_database_url, "select count(*) from raw.transactions") == rows
+    assert (
+        scalar(
+            fresh_database_url,
+            "select string_agg(status, ',' order by started_at) from raw.loaded_files",
+        )
+        == "started,loaded"
+    )
 
 
 def test_schema_is_created_and_migrated_idempotently(fresh_database_url: str) -> None:
@@ -220,17 +247,82 @@ def test_schema_is_created_and_migrated_idempotently(fresh_database_url: str) ->
     )
 
 
+# The ledger as the first release created it, with a duplicate row it wrote.
+_FIRST_RELEASE_LEDGER = """
+    create table raw.loaded_files (
+        load_id varchar(36) primary key, source_key varchar(1024) not null,
+        file_checksum char(64) not null, file_size_bytes bigint, branch_name varchar(256),
+        file_exported_at timestamp, status varchar(16) not null, is_current boolean not null,
+        rows_read integer not null, rows_loaded integer not null, rows_rejected integer not null,
+        started_at timestamptz, finished_at timestamptz, error_text varchar(4096),
+        loader_version varchar(32),
+        constraint loaded_files_status_check
+            check (status in ('loaded', 'replaced', 'duplicate', 'failed', 'refused')),
+        constraint loaded_files_rows_add_up check (rows_read = rows_loaded + rows_rejected)
+    )
+"""
+
+
+def test_a_changed_constraint_is_noticed_and_migrated(fresh_database_url: str) -> None:
+    checksum = "a" * 64
+    with psycopg.connect(fresh_database_url, autocommit=True) as connection:
+        connection.execute("create schema raw")
+        connection.execute(_FIRST_RELEASE_LEDGER)
+        for load_id, status, current in (("1", "loaded", True), ("2", "duplicate", False)):
+            connection.execute(
+                "insert into raw.loaded_files values"
+                " (%s, 'k.csv', %s, 1, null, null, %s, %s, 0, 0, 0, now(), now(), null, null)",
+                (load_id, checksum, status, current),
+            )
+        ensure_schema(connection)
+        names = {
+            name
+            for (name,) in connection.execute(
+                "select conname from pg_constraint where contype = 'c'"
+                " and conrelid = 'raw.loaded_files'::regclass"
+            ).fetchall()
+        }
+        assert names == {check.name for check in LEDGER_CHECKS}
+        # The old duplicate row names what it copies (itself: a re-delivery).
+        assert connection.execute(
+            "select duplicate_of from raw.loaded_files where load_id = '2'"
+        ).fetchone() == ("k.csv",)
+        # The new status is accepted, an unknown one and a broken row are not.
+        connection.execute(
+            "insert into raw.loaded_files (load_id, source_key, file_checksum, status,"
+            " is_current, rows_read, rows_loaded, rows_rejected, started_at)"
+            " values ('3', 'k.csv', %s, 'started', false, 0, 0, 0, now())",
+            (checksum,),
+        )
+        broken_rows = [
+            "('4', 'k.csv', %s, 'exploded', false, 0, 0, 0, now(), now(), null)",
+            "('5', 'k.csv', %s, 'duplicate', false, 0, 0, 0, now(), now(), null)",
+            "('6', 'k.csv', %s, 'refused', true, 0, 0, 0, now(), now(), null)",
+            "('7', 'k.csv', %s, 'failed', false, 2, 1, 1, now(), now(), null)",
+            "('8', 'k.csv', %s, 'failed', false, 0, 0, 0, now(), null, null)",
+            "('9', 'k.csv', %s, 'loaded', false, 0, 0, 0, now(), now(), 'k.csv')",
+        ]
+        for values in broken_rows:
+            with pytest.raises(psycopg.errors.CheckViolation):
+                connection.execute(
+                    "insert into raw.loaded_files (load_id, source_key, file_checksum, status,"
+                    " is_current, rows_read, rows_loaded, rows_rejected, started_at,"
+                    f" finished_at, duplicate_of) values {values}",
+                    (checksum,),
+                )
+
+
 def test_no_clear_card_number_anywhere_in_the_database(
     fresh_database_url: str, tmp_path: Path
 ) -> None:
     cards = ["4929123456789012", "5494173772652516", "6011000990139424"]
     lines = [card_line(i, card) for i, card in enumerate(cards)]
     lines += [
-        f"31/02/2024 09:00,Chesterfield,Ann Lee,Latte - 2.45,2.45,CARD,{cards[0]}",
-        f"25/08/2021 09:00,Chesterfield,Ann Lee,Latte - 2.45,2.45,CASH,{cards[1]}",
-        f"25/08/2021 09:00,Chesterfield,{cards[2]},Latte - 2.45,2.45,CARD,{cards[2]}",
+        f"31/02/2024 09:00,Chesterfield,Ann Lee,Large Latte - 2.45,2.45,CARD,{cards[0]}",
+        f"25/08/2021 09:00,Chesterfield,Ann Lee,Large Latte - 2.45,2.45,CASH,{cards[1]}",
+        f"25/08/2021 09:00,Chesterfield,{cards[2]},Large Latte - 2.45,2.45,CARD,{cards[2]}",
         f"short,line,{cards[0]}",
-        "25/08/2021 09:00,Chesterfield,Ann Lee,Latte - 2.45,2.45,CARD,6011-0009-9013-9424",
+        "25/08/2021 09:00,Chesterfield,Ann Lee,Large Latte - 2.45,2.45,CARD,6011-0009-9013-9424",
     ]
     result = load(fresh_database_url, write(tmp_path / "privacy_01-01-2024_09-00-00.csv", lines))
     assert result.counts.rejected == 4
@@ -285,9 +377,10 @@ def test_arbitrary_text_through_postgres_keeps_counts(
 ) -> None:
     path = tmp_path / "fuzz.csv"
     path.write_bytes(end.join(lines).encode())
-    key = f"fuzz-{time.monotonic_ns()}.csv"
+    key = f"fuzz-{uuid.uuid4().hex}.csv"
     result = load(fresh_database_url, path, key)
-    assert result.status in (Status.LOADED, Status.REFUSED), result
+    # The same bytes as an earlier example's file are a copy of it: recorded, not loaded.
+    assert result.status in (Status.LOADED, Status.REFUSED, Status.DUPLICATE), result
     loaded = scalar(
         fresh_database_url, "select count(*) from raw.transactions where source_key = %s", key
     )

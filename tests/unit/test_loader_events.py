@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from loader.events import ObjectRef, parse_event
@@ -72,7 +73,38 @@ def test_keys_are_url_decoded() -> None:
     event = {"Records": [sqs_record({"Records": [s3_record("landing/a+b%2Bc%26d.csv")]}, "m1")]}
     [message] = parse_event(event)
     assert message.message_id == "m1"
-    assert message.objects == (ObjectRef("cafe-landing", "landing/a b+c&d.csv", 1024),)
+    [ref] = message.objects
+    assert (ref.bucket, ref.key, ref.size) == ("cafe-landing", "landing/a b+c&d.csv", 1024)
+
+
+def test_what_orders_versions_travels_with_the_object() -> None:
+    record = s3_record("landing/x.csv")
+    record["s3"]["object"]["versionId"] = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
+    [message] = parse_event({"Records": [sqs_record({"Records": [record]}, "m1")]})
+    assert message.objects == (
+        ObjectRef(
+            "cafe-landing",
+            "landing/x.csv",
+            1024,
+            version_id="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY",
+            sequencer="0055AED6DCD90281E5",
+            event_time=datetime(2024, 1, 13, 9, 0, tzinfo=UTC),
+        ),
+    )
+
+
+def test_an_event_without_version_sequencer_or_time_still_loads() -> None:
+    record = s3_record("landing/x.csv")
+    del record["s3"]["object"]["sequencer"]
+    record["eventTime"] = "not a time"
+    [message] = parse_event({"Records": [record]})
+    [ref] = message.objects
+    assert (ref.key, ref.version_id, ref.sequencer, ref.event_time) == (
+        "landing/x.csv",
+        None,
+        None,
+        None,
+    )
 
 
 def test_test_event_and_removals_carry_nothing_to_load() -> None:

@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from loader.errors import ConfigurationError
-from loader.hashing import CardKey, hash_card, key_from_secret_string, read_key_file
+from loader.errors import ConfigurationError, MissingCardKey
+from loader.hashing import (
+    FINGERPRINT_LABEL,
+    CardKey,
+    create_key_file,
+    hash_card,
+    key_fingerprint,
+    key_from_secret_string,
+    read_key_file,
+)
 
 
 def test_hash_is_keyed_and_not_a_plain_digest() -> None:
@@ -23,12 +31,34 @@ def test_hash_is_keyed_and_not_a_plain_digest() -> None:
     assert len(hash_card(one, digits)) == 64
 
 
-def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
+def test_reading_never_creates_a_key(tmp_path: Path) -> None:
     path = tmp_path / "state" / "card_hash.key"
-    first = read_key_file(path, "local-v1")
+    with pytest.raises(MissingCardKey, match="restore it from your backup"):
+        read_key_file(path, "local-v1")
+    assert not path.exists()
+
+
+def test_a_created_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "card_hash.key"
+    assert create_key_file(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    first = read_key_file(path, "local-v1")
+    assert not create_key_file(path)
     assert read_key_file(path, "local-v1") == first
     assert first.version == "local-v1" and len(first.secret) == 32
+
+
+def test_the_fingerprint_tells_keys_apart_and_reveals_neither() -> None:
+    one, two = CardKey(b"a" * 32, "v1"), CardKey(b"b" * 32, "v1")
+    assert key_fingerprint(one) == key_fingerprint(CardKey(b"a" * 32, "other-version"))
+    assert key_fingerprint(one) != key_fingerprint(two)
+    assert len(key_fingerprint(one)) == 64
+    # Keyed: not a plain digest of the key or of the label.
+    assert key_fingerprint(one) not in {
+        hashlib.sha256(b"a" * 32).hexdigest(),
+        hashlib.sha256(FINGERPRINT_LABEL).hexdigest(),
+    }
+    assert (b"a" * 32).hex() not in key_fingerprint(one)
 
 
 def test_secret_string_forms() -> None:
