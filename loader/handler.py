@@ -19,11 +19,14 @@ and answer. A file is not started with less than `MIN_SECONDS_TO_START` of work 
 message is reported as a failure, unstarted, and SQS delivers it again.
 
 Keys reach the log only through the masker (`loader.service.stored_key`), as they reach
-the ledger: a card number typed into a file name never leaves the landing bucket.
+the ledger: a card number typed into a file name never leaves the landing bucket. The AWS
+SDK's own debug logs quote every request's path and body, so their loggers are held above
+that level (`QUIET_LOGGERS`) whatever the root logger's level.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -56,6 +59,16 @@ ANSWER_RESERVE_SECONDS = 10.0
 # Less work time than this left: a file is not started, its message is retried later.
 MIN_SECONDS_TO_START = 15.0
 _DOWNLOAD_CHUNK_BYTES = 1 << 20
+# Loggers whose lower levels print object keys (request paths, bodies); urllib3's warnings
+# quote the path of a retried request too.
+QUIET_LOGGERS = {
+    "boto3": logging.INFO,
+    "botocore": logging.INFO,
+    "s3transfer": logging.INFO,
+    "urllib3": logging.ERROR,
+}
+for _name, _level in QUIET_LOGGERS.items():
+    logging.getLogger(_name).setLevel(_level)
 
 # A test event or an ObjectRemoved notification publishes no metric; that is expected.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from cafe.local_queue import LocalContext, drain_queue, sqs_event
 from loader.aws import aws_client
 from loader.handler import SERVICE_NAME, lambda_handler
 from loader.handler import logger as handler_logger
+from loader.schema import ensure_schema
 from loader.settings import Settings, load_settings
 
 CARDS = ("4929123456789012", "5494173772652516")
@@ -240,3 +242,55 @@ def test_each_loaded_file_publishes_its_branch_for_the_silence_alarm(
     lambda_handler(as_sqs(settings, s3_notification(settings, key)), LocalContext())
     again = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
     assert not [entry for entry in again if entry.get("branch") == "ludlow"]
+
+
+@dataclass(frozen=True)
+class ShortContext(LocalContext):
+    """An invocation that has little time left."""
+
+    timeout_seconds: float = 5
+
+
+@dataclass(frozen=True)
+class SlowFirstFileContext(LocalContext):
+    """An invocation whose first file took most of its time: 120 s remain until a load is
+    in the ledger, then 20 s (less than the handler wants to start another file)."""
+
+    database_url: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        done = count(self.database_url, "select count(*) from raw.loaded_files")
+        return 20_000 if done else 120_000
+
+
+def test_files_are_not_started_too_close_to_the_deadline(settings: Settings) -> None:
+    assert settings.database_url
+    with psycopg.connect(settings.database_url, autocommit=True) as connection:
+        ensure_schema(connection)  # the ledger exists, empty: nothing was recorded
+    keys = [f"landing/deadline-{uuid.uuid4().hex}.csv" for _ in range(3)]
+    for index, key in enumerate(keys):
+        body = f"{HEADER}\n25/08/2021 09:0{index},B{index},N,Regular Latte - 1.00,1.00,CASH,\n"
+        put(settings, key, body.encode())
+    event = as_sqs(settings, *(s3_notification(settings, key) for key in keys))
+    ids = [record["messageId"] for record in event["Records"]]
+
+    deferred = lambda_handler(event, ShortContext())
+    assert deferred == {"batchItemFailures": [{"itemIdentifier": i} for i in ids]}
+    assert count(settings.database_url, "select count(*) from raw.loaded_files") == 0
+
+    partly = lambda_handler(event, SlowFirstFileContext(database_url=settings.database_url))
+    assert partly == {"batchItemFailures": [{"itemIdentifier": i} for i in ids[1:]]}
+    assert (
+        count(
+            settings.database_url, "select count(*) from raw.loaded_files where status = 'loaded'"
+        )
+        == 1
+    )
+    # Redelivered later, the unstarted files load; the first is a duplicate.
+    assert lambda_handler(event, LocalContext()) == {"batchItemFailures": []}
+    assert (
+        count(
+            settings.database_url, "select count(*) from raw.loaded_files where status = 'loaded'"
+        )
+        == 3
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -19,6 +21,7 @@ import psycopg
 import pytest
 
 from cafe import stack as local_stack
+from loader.aws import aws_client
 from loader.settings import Settings
 from tests.conftest import make_stack_dir
 
@@ -171,3 +174,40 @@ def test_db_url_command_connects(stack: Settings) -> None:
     reporting = _cafe("db-url", "--reporting").stdout.strip()
     with psycopg.connect(reporting) as conn:
         assert conn.execute("select current_user").fetchone() == ("cafe_reporting",)
+
+
+def test_moto_logs_no_request_line(stack: Settings, stack_root: Path) -> None:
+    # Every request's path holds an S3 key, and a key may hold a card number.
+    marker = f"marker-{uuid.uuid4().hex}"
+    s3 = aws_client(stack, "s3")
+    s3.put_object(Bucket=stack.landing_bucket, Key=f"elsewhere/{marker}.csv", Body=b"x")
+    assert s3.get_object(Bucket=stack.landing_bucket, Key=f"elsewhere/{marker}.csv")
+    assert marker not in (stack_root / "moto.log").read_text(errors="replace")
+    moto = psutil.Process(int(json.loads((stack_root / "stack.json").read_text())["aws"]["pid"]))
+    assert local_stack.MOTO_PROCESS in " ".join(moto.cmdline())
+
+
+def test_what_moto_prints_is_masked_even_url_encoded() -> None:
+    assert (
+        local_stack.mask_log_text('"PUT /b/landing/4111%201111%201111%201111.csv HTTP/1.1" 200')
+        == '"PUT /b/landing/************1111.csv HTTP/1.1" 200'
+    )
+    assert local_stack.mask_log_text("no card here: 25-08-2021 09:00") == (
+        "no card here: 25-08-2021 09:00"
+    )
+    target = io.StringIO()
+    stream = local_stack._MaskingStream(target)
+    stream.write("key landing/4111-1111-")  # a number split across writes
+    stream.write("1111-1111.csv\nnext")
+    stream.flush()
+    assert target.getvalue() == "key landing/************1111.csv\nnext"
+
+
+def test_the_server_log_settings_hold(stack: Settings) -> None:
+    assert stack.database_url
+    with psycopg.connect(stack.database_url) as connection:
+        for name, value in local_stack.SERVER_LOG_SETTINGS.items():
+            [(shown,)] = connection.execute(
+                "select setting from pg_settings where name = %s", (name,)
+            ).fetchall()
+            assert shown == value, name
