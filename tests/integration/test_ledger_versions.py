@@ -141,3 +141,26 @@ def test_the_sequencer_orders_versions_before_the_clock(
         fresh_database_url,
         "select source_version from raw.loaded_files where is_current",
     ) == [("sequencer=0055AED6DCD90281E6 version=v",)]
+
+
+def test_the_ledger_keeps_the_encoding_the_header_and_the_drift(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "whitby_05-02-2024_09-00-00.csv"
+    header = "Date,Location,Name,Basket,Total,Payment_Type,Card_Number,Tip,Till"
+    line = '05/02/2024 09:00,Whitby,Ann,"Large Latte - 2.45",2.45,CASH,,0.50,3'
+    path.write_bytes(("\r\n".join([header, line]) + "\r\n").encode("utf-16"))
+    result = load(fresh_database_url, path)
+    assert (result.status, result.counts.loaded) == (Status.LOADED, 1)
+    assert rows(
+        fresh_database_url,
+        "select file_encoding, file_header, unknown_columns from raw.loaded_files",
+    ) == [("utf-16-le", header, "Tip,Till")]
+    plain = export(tmp_path / "ripon_05-02-2024_09-00-00.csv", "Ripon")
+    load(fresh_database_url, plain)
+    assert rows(
+        fresh_database_url,
+        "select file_encoding, file_header, unknown_columns from raw.loaded_files"
+        " where source_key = %s",
+        plain.name,
+    ) == [("utf-8", HEADER, None)]
