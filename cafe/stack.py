@@ -54,6 +54,7 @@ from psycopg import sql
 from loader.cards import mask_card_numbers
 from loader.errors import CafeError
 from loader.hashing import create_key_file
+from loader.schema import card_key_versions_in_use
 from loader.settings import (
     DATABASE_NAME,
     DEFAULT_BUCKET,
@@ -66,7 +67,6 @@ from loader.settings import (
     read_state,
     state_dir,
 )
-from loader.writers.postgres import holds_card_hashes
 
 
 class StackError(CafeError):
@@ -227,7 +227,7 @@ def ensure_card_key(path: Path, database_url: str) -> bool:
             path.chmod(0o600)
         return False
     try:
-        versions = holds_card_hashes(database_url)
+        versions = card_key_versions_in_use(database_url)
     except psycopg.Error as error:
         raise StackError(
             "cannot check the warehouse before creating a card key:"

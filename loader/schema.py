@@ -393,3 +393,27 @@ def ensure_schema(connection: psycopg.Connection[tuple[Any, ...]]) -> None:
                     connection.execute(statement)
                 _reconcile_checks(connection)
     _ensured.add(identity)
+
+
+def card_key_versions_in_use(database_url: str) -> list[str]:
+    """The card key versions the warehouse already depends on (hashes or fingerprints).
+
+    Empty for a warehouse where a new key can be created without splitting anyone.
+    """
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        present = connection.execute(
+            "select to_regclass('raw.transactions') is not null,"
+            " to_regclass('raw.card_keys') is not null"
+        ).fetchone()
+        parts = []
+        if present and present[0]:
+            parts.append(
+                "select distinct coalesce(card_key_version, '(unversioned)')"
+                " from raw.transactions where card_hash is not null"
+            )
+        if present and present[1]:
+            parts.append("select key_version from raw.card_keys")
+        if not parts:
+            return []
+        rows = connection.execute(" union ".join(parts) + " order by 1").fetchall()
+        return [str(version) for (version,) in rows]

@@ -112,31 +112,6 @@ def _lock_id(text: bytes) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big", signed=True)
 
 
-def holds_card_hashes(database_url: str) -> list[str]:
-    """The card key versions the warehouse already depends on (hashes or fingerprints).
-
-    Empty for a warehouse where a new key can be created without splitting anyone.
-    """
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        present = connection.execute(
-            "select to_regclass('raw.transactions') is not null,"
-            " to_regclass('raw.card_keys') is not null"
-        ).fetchone()
-        has_transactions, has_card_keys = bool(present and present[0]), bool(present and present[1])
-        parts = []
-        if has_transactions:
-            parts.append(
-                "select distinct coalesce(card_key_version, '(unversioned)') from raw.transactions"
-                " where card_hash is not null"
-            )
-        if has_card_keys:
-            parts.append("select key_version from raw.card_keys")
-        if not parts:
-            return []
-        rows = connection.execute(" union ".join(parts) + " order by 1").fetchall()
-        return [str(version) for (version,) in rows]
-
-
 class PostgresWarehouse:
     def __init__(self, database_url: str, *, deadline: Deadline = NO_DEADLINE) -> None:
         self.database_url = database_url
