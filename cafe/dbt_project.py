@@ -3,22 +3,64 @@
 Business rules that more than dbt needs (when a branch counts as silent, how often a file is
 expected) are dbt vars in `dbt_project.yml`, their one home; the dashboards and the command
 line read them from there instead of repeating the numbers.
+
+Where dbt writes: against this checkout's own stack (`.local/`), dbt's usual
+`dbt_project/target` and `dbt_project/logs`, where a person looks; against a stack in another
+state folder (tests, CI, benchmarks), `<state>/dbt/target` and `<state>/dbt/logs`, so that
+concurrent builds never share a manifest or a log. The last good manifest of each target is
+kept in `<state>/dbt/state/<target>/` for `--state` (slim CI and `--defer`).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from loader.errors import ConfigurationError
-from loader.settings import project_root
+from loader.settings import project_root, state_dir
 
 
 def dbt_project_dir() -> Path:
     return project_root() / "dbt_project"
+
+
+def is_checkout_state_dir() -> bool:
+    """True when the state folder in use is this checkout's own `.local/`."""
+    return state_dir().resolve() == (project_root() / ".local").resolve()
+
+
+def dbt_state_root() -> Path:
+    """`<state dir>/dbt`: cafe's dbt profile, and the kept artifacts of past builds."""
+    return state_dir() / "dbt"
+
+
+def dbt_target_dir() -> Path:
+    """Where dbt writes manifest, run results and compiled SQL for the stack in use."""
+    configured = os.environ.get("DBT_TARGET_PATH")
+    if configured:
+        return (
+            Path(configured) if Path(configured).is_absolute() else dbt_project_dir() / configured
+        )
+    return dbt_project_dir() / "target" if is_checkout_state_dir() else dbt_state_root() / "target"
+
+
+def dbt_log_dir() -> Path:
+    """Where dbt writes dbt.log for the stack in use."""
+    configured = os.environ.get("DBT_LOG_PATH")
+    if configured:
+        return (
+            Path(configured) if Path(configured).is_absolute() else dbt_project_dir() / configured
+        )
+    return dbt_project_dir() / "logs" if is_checkout_state_dir() else dbt_state_root() / "logs"
+
+
+def kept_state_dir(target: str) -> Path:
+    """The last good build's artifacts for `target`: what `--state` reads."""
+    return dbt_state_root() / "state" / target
 
 
 @functools.cache

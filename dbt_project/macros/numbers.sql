@@ -1,7 +1,17 @@
 {#
     Integers 1..10^digits from a cross join of ten-row digit lists: portable to Redshift,
     where generate_series runs on the leader node only and recursive CTEs are limited.
+    `int_numbers` holds 10^numbers_spine_digits() rows: baskets are exploded over it (a
+    test checks the largest basket fits) and `dim_dates` spans any range in blocks of it.
 #}
+{% macro numbers_spine_digits() -%}
+    {{ return(4) }}
+{%- endmacro %}
+
+{% macro numbers_spine_size() -%}
+    {{ return(10 ** numbers_spine_digits()) }}
+{%- endmacro %}
+
 {% macro numbers_spine(digits) -%}
     {%- for position in range(digits) %}
     {% if not loop.first %}cross join {% endif -%}

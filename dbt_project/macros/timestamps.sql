@@ -3,8 +3,38 @@
     each engine spells "parse" and "local to UTC" differently, hence the dispatch.
 #}
 
+{#
+    The till time as a timestamp without zone, or null when the text is not a time that
+    exists: loader-checked today, but rows loaded before the contract stay in `raw`, and a
+    cast error would stop the build and quote the value into dbt's log and the server log.
+    The checks run in CASE order, each only after the previous one held, so no cast can
+    meet text it cannot read.
+#}
 {% macro parse_till_timestamp(text) -%}
-    {{ return(adapter.dispatch('parse_till_timestamp', 'cafe_elt')(text)) }}
+    case when {{ till_timestamp_is_valid(text) }} then
+        {{ adapter.dispatch('parse_till_timestamp', 'cafe_elt')(text) }}
+    end
+{%- endmacro %}
+
+{% macro till_timestamp_is_valid(text) -%}
+    {%- set day = 'cast(substring(' ~ text ~ ' from 1 for 2) as integer)' -%}
+    {%- set month = 'cast(substring(' ~ text ~ ' from 4 for 2) as integer)' -%}
+    {%- set year = 'cast(substring(' ~ text ~ ' from 7 for 4) as integer)' -%}
+    (case
+        when not coalesce({{ text }} ~ '^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}$', false) then false
+        when {{ month }} not between 1 and 12 or {{ year }} < 1 then false
+        when cast(substring({{ text }} from 12 for 2) as integer) > 23 then false
+        when cast(substring({{ text }} from 15 for 2) as integer) > 59 then false
+        else {{ day }} between 1 and (
+            case
+                when {{ month }} = 2 and mod({{ year }}, 4) = 0
+                    and (mod({{ year }}, 100) <> 0 or mod({{ year }}, 400) = 0) then 29
+                when {{ month }} = 2 then 28
+                when {{ month }} in (4, 6, 9, 11) then 30
+                else 31
+            end
+        )
+    end)
 {%- endmacro %}
 
 {#

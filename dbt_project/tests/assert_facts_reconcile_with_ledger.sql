@@ -1,12 +1,13 @@
--- Reconciliation contract: every line the loader accepted (current file versions) is one
--- transaction in the fact, no more, no less. Returns a row when they differ.
+-- Reconciliation contract: every line the loader accepted (current file versions, as the
+-- build's snapshot of the ledger holds them) is one transaction in the fact, no more, no
+-- less. Returns a row when they differ. Against the snapshot, not the live ledger: a load
+-- that commits while the build runs belongs to the next build.
 with
 
-ledger as (
+build_files as (
 
     select coalesce(sum(rows_loaded), 0) as rows_loaded
-    from {{ ref('stg_till__loaded_files') }}
-    where is_current
+    from {{ ref('int_build_files') }}
 
 ),
 
@@ -18,8 +19,8 @@ facts as (
 )
 
 select
-    ledger.rows_loaded,
+    build_files.rows_loaded,
     facts.transactions
-from ledger
+from build_files
 cross join facts
-where ledger.rows_loaded <> facts.transactions
+where build_files.rows_loaded <> facts.transactions

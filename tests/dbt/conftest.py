@@ -1,17 +1,22 @@
-"""One loaded and built warehouse for the dbt suite (session-scoped: load + `dbt build` once).
+"""One loaded and built warehouse for the dbt suite (session-scoped: load + `cafe build` once).
 
 A private database in the session's stack receives, through the loader's own code path,
 the three real exports and three branches by five days of generated trade that span the
-switch to British Summer Time; `dbt build` (models, seeds, data and unit tests) then runs
-on it once. Tests that need their own history (incremental builds) use `load_files` and
-`dbt` on a `fresh_database_url` instead.
+switch to British Summer Time; `cafe build` (dbt build: models, seeds, data and unit tests,
+target `local`) then runs on it once, through the command line, which also keeps the
+build's manifest for `--state`. Tests that need their own history (incremental builds, odd
+raw rows, a racing load) use `load_files` and dbt on a `fresh_database_url` instead; tests
+that change the project work on a copy of it (`copy_project`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
@@ -23,7 +28,7 @@ import pytest
 from psycopg import sql
 
 from cafe.commands.build import dbt_env, dbt_executable_path
-from cafe.dbt_project import dbt_project_dir
+from cafe.dbt_project import dbt_project_dir, dbt_target_dir, kept_state_dir
 from cafe.samples import GenerationPlan, iter_generated_files
 from loader.hashing import load_card_key
 from loader.service import load_path
@@ -42,6 +47,8 @@ class DbtWarehouse:
     database_url: str
     settings: Settings
     env: dict[str, str]
+    target_dir: Path
+    kept_state: Path
 
 
 DbtRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -69,11 +76,13 @@ def grant_reporting_connect(url: str) -> None:
         )
 
 
-def run_dbt_captured(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run dbt on the project against the settings' database; output captured for asserts."""
+def run_dbt_captured(
+    settings: Settings, *args: str, project: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run dbt on the project (or a copy) against the settings' database; output captured."""
     return subprocess.run(
         [str(dbt_executable_path()), *args],
-        cwd=dbt_project_dir(),
+        cwd=project or dbt_project_dir(),
         env=dbt_env(settings),
         capture_output=True,
         text=True,
@@ -81,36 +90,67 @@ def run_dbt_captured(settings: Settings, *args: str) -> subprocess.CompletedProc
     )
 
 
+def run_cafe(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `cafe` command line against a database of the session's stack; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "cafe.cli", *args],
+        env={**os.environ, "CAFE_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def copy_project(destination: Path) -> Path:
+    """A copy of the dbt project without what dbt or a person wrote into it."""
+    ignored = shutil.ignore_patterns("target", "logs", "dbt_packages", "profiles.yml", ".user.yml")
+    return Path(shutil.copytree(dbt_project_dir(), destination, ignore=ignored))
+
+
 def assert_dbt_ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
-@pytest.fixture(scope="session")
-def dbt_warehouse(
-    stack: Settings, database_url: str, samples_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DbtWarehouse]:
-    """Samples + generated trade loaded, `dbt build --threads 4` run once (all tests green)."""
-    name = f"dbt_{uuid.uuid4().hex[:10]}"
-    admin = with_database(database_url, "postgres")
+@contextlib.contextmanager
+def private_database(stack: Settings, prefix: str) -> Iterator[Settings]:
+    """A new empty database in the session's stack (readable by the reporting role); dropped."""
+    assert stack.database_url
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = with_database(stack.database_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = with_database(database_url, name)
-    settings = dataclasses.replace(stack, database_url=url)
+    url = with_database(stack.database_url, name)
     try:
+        grant_reporting_connect(url)
+        yield dataclasses.replace(stack, database_url=url)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def dbt_warehouse(
+    stack: Settings, samples_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DbtWarehouse]:
+    """Samples + generated trade loaded, `cafe build --threads 4` run once (all tests green)."""
+    with private_database(stack, "dbt") as settings:
+        assert settings.database_url
         folder = tmp_path_factory.mktemp("dbt_exports")
         for sample in sorted(samples_dir.glob("*.csv")):
             shutil.copy(sample, folder / sample.name)
         plan = GenerationPlan.for_run(GENERATED_BRANCHES, GENERATED_DAYS, GENERATED_START, seed=11)
         list(iter_generated_files(plan, folder))
         load_files(settings, sorted(folder.glob("*.csv")))
-        grant_reporting_connect(url)
-        assert_dbt_ok(run_dbt_captured(settings, "build", "--threads", "4"))
-        yield DbtWarehouse(url, settings, dbt_env(settings))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+        assert_dbt_ok(run_cafe(settings.database_url, "build", "--threads", "4"))
+        yield DbtWarehouse(
+            settings.database_url,
+            settings,
+            dbt_env(settings),
+            dbt_target_dir(),
+            kept_state_dir("local"),
+        )
 
 
 @pytest.fixture

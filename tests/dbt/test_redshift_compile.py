@@ -1,6 +1,6 @@
 """The dbt project compiles for Redshift, offline, into SQL that Redshift can run.
 
-No Redshift is reachable from here, so dbt compiles against the `redshift` target of
+No Redshift is reachable from here, so dbt compiles against the `prod` target (Redshift) of
 profiles.example.yml with a dummy host on a closed loopback port: any model that queried the
 warehouse while compiling would fail with "connection refused". The one question dbt must
 ask, `is_incremental()`'s "does the table exist?", is answered by a stand-in for
@@ -9,7 +9,10 @@ the incremental SQL, so both branches of every incremental model are compiled an
 
 Every compiled model must then parse with sqlfluff's Redshift dialect (no unparsable
 section), and contain none of the PostgreSQL-only constructs that sqlfluff would accept but
-Redshift rejects.
+Redshift rejects. The data tests are compiled too (the privacy test reads the catalogue with
+`run_query` while compiling: a stand-in answers with a small fake catalogue), and no model
+or test may mix the leader-node catalogue with user tables in one query, or call the
+two-argument `substring(s, p)` that Redshift does not document.
 """
 
 from __future__ import annotations
@@ -48,11 +51,25 @@ def get_relation(self, database, schema, identifier):
         )
     return None
 
+# The privacy test lists text columns from information_schema while compiling.
+CATALOGUE = [("marts", "dim_products", "product_name"), ("reporting", "rpt_file_loads", "status")]
+
+def execute(self, sql, auto_begin=False, fetch=False, limit=None):
+    import agate
+    from dbt.adapters.contracts.connection import AdapterResponse
+
+    if "information_schema.columns" not in sql:
+        raise RuntimeError("compiling must not query the warehouse: " + sql[:300])
+    rows = [] if "customer_name" in sql else CATALOGUE
+    table = agate.Table(rows, ["table_schema", "table_name", "column_name"], [agate.Text()] * 3)
+    return AdapterResponse(_message="SELECT"), table
+
 RedshiftAdapter.get_relation = get_relation
+RedshiftAdapter.execute = execute
 result = dbtRunner().invoke([
-    "compile", "--target", "redshift",
+    "compile", "--target", "prod",
     "--no-populate-cache", "--no-introspect", "--no-partial-parse", "--quiet",
-    "--select", "resource_type:model", "--indirect-selection", "empty",
+    "--select", "resource_type:model", "resource_type:test", "--indirect-selection", "empty",
     "--target-path", target_path, "--log-path", log_path,
 ])
 if not result.success:
@@ -83,6 +100,7 @@ class CompiledProject:
     mode: str
     models: dict[str, str]  # unique_id -> compiled SQL
     manifest: dict[str, Any]
+    tests: dict[str, str]  # unique_id -> compiled SQL of the data tests
 
     def model_nodes(self) -> dict[str, dict[str, Any]]:
         return {
@@ -109,7 +127,7 @@ def _offline_redshift_env(profiles_dir: Path) -> dict[str, str]:
         {
             "DBT_PROFILES_DIR": str(profiles_dir),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "CAFE_DBT_TARGET": "redshift",
+            "CAFE_DBT_TARGET": "prod",
             "CAFE_REDSHIFT_HOST": "127.0.0.1",
             "CAFE_REDSHIFT_PORT": str(_closed_loopback_port()),
             "CAFE_REDSHIFT_USER": "compile_only",
@@ -122,13 +140,13 @@ def _offline_redshift_env(profiles_dir: Path) -> dict[str, str]:
 
 def _read_compiled(mode: str, target: Path) -> CompiledProject:
     manifest = json.loads((target / "manifest.json").read_text())
-    models: dict[str, str] = {}
+    compiled: dict[str, dict[str, str]] = {"model": {}, "test": {}}
     for unique_id, node in manifest["nodes"].items():
-        if node["resource_type"] != "model":
-            continue
-        compiled = target / "compiled" / node["package_name"] / node["original_file_path"]
-        models[unique_id] = compiled.read_text()
-    return CompiledProject(mode, models, manifest)
+        if node["resource_type"] in compiled:
+            path = Path(node["compiled_path"])
+            path = path if path.is_absolute() else DBT_PROJECT / path
+            compiled[node["resource_type"]][unique_id] = path.read_text()
+    return CompiledProject(mode, compiled["model"], manifest, compiled["test"])
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +173,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CompiledProj
     results: dict[str, CompiledProject] = {}
     for mode, (process, target) in runs.items():
         output, _ = process.communicate(timeout=COMPILE_TIMEOUT_SECONDS)
-        assert process.returncode == 0, f"dbt compile --target redshift ({mode}) failed:\n{output}"
+        assert process.returncode == 0, f"dbt compile --target prod ({mode}) failed:\n{output}"
         results[mode] = _read_compiled(mode, target)
     return results
 
@@ -183,7 +201,9 @@ def test_incremental_models_compile_their_incremental_branch(
     incremental_models = [
         unique_id
         for unique_id, node in full.model_nodes().items()
+        # Incremental by file; rpt_build_results is an append-only record filled by a hook.
         if node["config"]["materialized"] == "incremental"
+        and node["config"].get("unique_key") == "source_key"
     ]
     assert incremental_models, "the facts are expected to be incremental"
     for unique_id in incremental_models:
@@ -253,3 +273,88 @@ def test_core_marts_carry_redshift_distribution(compiled: dict[str, CompiledProj
     assert tables
     undistributed = [node["name"] for node in tables if not node["config"].get("dist")]
     assert not undistributed, f"no dist config for Redshift: {undistributed}"
+
+
+# Redshift's leader-node catalogue: a query may read it or user tables, never both.
+LEADER_NODE_CATALOGUE = re.compile(
+    r"\b(?:information_schema|pg_catalog)\s*\.|\b(?:pg|svv|stv|stl|svl)_[a-z_]+\b", re.IGNORECASE
+)
+USER_RELATION = re.compile(r'"[^"]+"\s*\.\s*"[^"]+"\s*\.\s*"[^"]+"')
+
+
+def _every_compiled_node(compiled: dict[str, CompiledProject]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for mode, project in compiled.items():
+        for unique_id, sql in {**project.models, **project.tests}.items():
+            found[f"{unique_id} ({mode})"] = _without_comments(sql)
+    return found
+
+
+def test_data_tests_compile_for_redshift(compiled: dict[str, CompiledProject]) -> None:
+    privacy = [
+        sql
+        for unique_id, sql in compiled["full"].tests.items()
+        if unique_id.split(".")[2] == "assert_no_customer_names_outside_raw"
+    ]
+    assert len(privacy) == 1
+    # The fake catalogue's text columns became checks on user tables, and nothing else did.
+    assert '"marts"."dim_products"' in privacy[0]
+    assert '"reporting"."rpt_file_loads"' in privacy[0]
+    assert "information_schema" not in _without_comments(privacy[0])
+
+
+def test_no_query_mixes_the_catalogue_with_user_tables(
+    compiled: dict[str, CompiledProject],
+) -> None:
+    mixed = [
+        name
+        for name, sql in _every_compiled_node(compiled).items()
+        if LEADER_NODE_CATALOGUE.search(sql) and USER_RELATION.search(sql)
+    ]
+    assert not mixed, "Redshift refuses these queries:\n" + "\n".join(mixed)
+
+
+def _substring_arguments(sql: str, start: int) -> list[str]:
+    """The top-level comma-separated arguments of the call whose `(` is at `start`."""
+    depth = 0
+    arguments: list[str] = []
+    current: list[str] = []
+    for char in sql[start:]:
+        if char == "(":
+            depth += 1
+            if depth == 1:
+                continue
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                arguments.append("".join(current))
+                return arguments
+        elif char == "," and depth == 1:
+            arguments.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    return arguments
+
+
+def test_no_two_argument_substring(compiled: dict[str, CompiledProject]) -> None:
+    """`substring(s, p)` is not in Redshift's documentation; `substring(s from p)` is."""
+    found = []
+    for name, sql in _every_compiled_node(compiled).items():
+        for call in re.finditer(r"\bsubstring\s*\(", sql, flags=re.IGNORECASE):
+            arguments = _substring_arguments(sql, call.end() - 1)
+            if len(arguments) == 2:
+                found.append(f"{name}: substring({', '.join(a.strip() for a in arguments)})")
+    assert not found, "\n".join(found)
+
+
+def test_the_checks_above_catch_what_they_look_for() -> None:
+    """The two scanners flag the constructs of issue 14 (6, 7) and pass their fixes."""
+    catalogue_join = (
+        "select c.column_name from information_schema.columns as c union all "
+        'select note from "cafe"."reporting"."leak_probe"'
+    )
+    assert LEADER_NODE_CATALOGUE.search(catalogue_join) and USER_RELATION.search(catalogue_join)
+    assert not LEADER_NODE_CATALOGUE.search('select * from "cafe"."marts"."dim_products"')
+    assert len(_substring_arguments("substring(basket, position(' - ' in basket) + 3)", 9)) == 2
+    assert len(_substring_arguments("substring(basket from 3 for 2)", 9)) == 1

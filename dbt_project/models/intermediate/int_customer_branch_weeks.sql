@@ -1,22 +1,21 @@
 {#
     One row per card customer × branch × café-local ISO week with a purchase, classified.
 
-    A customer is NEW in the week and at the branch of their first-ever transaction in the
-    chain, and RETURNING in every other (branch, week) they appear in — a second branch in
-    that first week included, since the chain already knew them. Cash buyers have no key.
+    A customer is NEW in the week and at the branch of their first visit in the chain
+    (int_customer_first_visits), and RETURNING in every other (branch, week) they appear
+    in — a second branch in that first week included, since the chain already knew them.
+    Cash buyers have no key; a transaction without a readable till time has no week.
 #}
 with
 
 card_transactions as (
 
     select
-        transaction_id,
         customer_key,
         branch_name,
-        transacted_at_utc,
         {{ week_start('transacted_at_local') }} as week_start_local
-    from {{ ref('stg_till__transactions') }}
-    where customer_key is not null
+    from {{ ref('int_build_transactions') }}
+    where customer_key is not null and transacted_at_local is not null
 
 ),
 
@@ -24,19 +23,9 @@ first_visits as (
 
     select
         customer_key,
-        branch_name as first_branch_name,
-        week_start_local as first_week_start_local
-    from (
-        select
-            customer_key,
-            branch_name,
-            week_start_local,
-            row_number() over (
-                partition by customer_key order by transacted_at_utc, transaction_id
-            ) as visit_number
-        from card_transactions
-    ) as ranked
-    where visit_number = 1
+        first_branch_name,
+        first_week_start_local
+    from {{ ref('int_customer_first_visits') }}
 
 ),
 

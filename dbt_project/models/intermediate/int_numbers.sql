@@ -1,12 +1,12 @@
 -- Integers 1..10000: the spine that explodes baskets and spans the calendar.
-{{ config(materialized='table') }}
+{{ config(materialized='table', dist='all' if target.type == 'redshift' else none) }}
 
 with
 
 digits as (
 
-    select {{ numbers_value(4) }} as n
-    from {{ numbers_spine(4) }}
+    select {{ numbers_value(numbers_spine_digits()) }} as n
+    from {{ numbers_spine(numbers_spine_digits()) }}
 
 ),
 

@@ -1,6 +1,7 @@
 -- One row per (transaction, product): the basket text exploded into items and repeats counted.
--- Incremental like the facts (whole files, delete+insert on source_key): exploding every
--- basket is the most expensive step of the build, so each file version is parsed once.
+-- Incremental like the facts (whole files, delete+insert on source_key, file list from the
+-- build's snapshot): exploding every basket is the most expensive step of the build, so
+-- each file version is parsed once.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -10,7 +11,7 @@
     dist='transaction_id' if target.type == 'redshift' else none,
     sort=['source_key'] if target.type == 'redshift' else none,
 ) }}
--- depends_on: {{ ref('stg_till__loaded_files') }}
+-- depends_on: {{ ref('int_build_files') }}
 
 with
 
@@ -22,8 +23,9 @@ transactions as (
         file_checksum,
         transacted_at_utc,
         basket,
+        {{ basket_item_count('basket') }} as basket_items,
         loaded_at
-    from {{ ref('stg_till__transactions') }}
+    from {{ ref('int_build_transactions') }}
     {% if is_incremental() -%}
         where source_key in ({{ files_to_rebuild() }})
     {%- endif %}
@@ -32,8 +34,10 @@ transactions as (
 
 spine as (
 
-    select n from {{ ref('int_numbers') }}
-    where n <= {{ var('max_basket_items') }}
+    -- Only as many numbers as the largest basket has items.
+    select numbers.n
+    from {{ ref('int_numbers') }} as numbers
+    where numbers.n <= (select max(transactions.basket_items) from transactions)
 
 ),
 
@@ -45,32 +49,39 @@ items as (
         transactions.file_checksum,
         transactions.transacted_at_utc,
         transactions.loaded_at,
-        spine.n as item_position,
         trim(split_part(transactions.basket, ', ', spine.n)) as item_text
     from transactions
     inner join spine
-        on spine.n <= (length(transactions.basket) - length(replace(transactions.basket, ', ', ''))) / 2 + 1
+        on transactions.basket_items >= spine.n
 
 ),
 
 priced as (
 
-    -- `Size Product[ - Flavour] - price`: the price follows the last ` - `.
+    -- `Size Product[ - Flavour] - price`: the size is the first word, the price follows
+    -- the last ` - `.
     select
-        transaction_id,
-        source_key,
-        file_checksum,
-        transacted_at_utc,
-        loaded_at,
-        item_position,
-        item_text,
+        *,
         split_part(item_text, ' ', 1) as size,
-        reverse(split_part(reverse(item_text), ' - ', 1)) as price_text
+        case
+            when position(' - ' in item_text) > 0
+                then reverse(split_part(reverse(item_text), ' - ', 1))
+        end as price_text
     from items
 
 ),
 
 described as (
+
+    -- What lies between the size and ` - <price>`; never a negative length.
+    select
+        *,
+        length(item_text) - length(size) - 1 - length(price_text) - 3 as described_length
+    from priced
+
+),
+
+split_up as (
 
     select
         transaction_id,
@@ -79,13 +90,14 @@ described as (
         transacted_at_utc,
         loaded_at,
         size,
-        cast(price_text as numeric(12, 2)) as unit_price,
-        substring(
-            item_text,
-            length(size) + 2,
-            length(item_text) - length(size) - 1 - length(price_text) - 3
-        ) as described_product
-    from priced
+        case
+            when {{ is_contract_amount('price_text') }} then cast(price_text as numeric(12, 2))
+        end as unit_price,
+        case
+            when described_length > 0
+                then substring(item_text from length(size) + 2 for described_length)
+        end as described_product
+    from described
 
 ),
 
@@ -101,16 +113,18 @@ parsed as (
         loaded_at,
         size,
         unit_price,
-        split_part(described_product, ' - ', 1) as product,
+        trim(split_part(described_product, ' - ', 1)) as product,
         case
             when position(' - ' in described_product) > 0
-                then substring(described_product, position(' - ' in described_product) + 3)
+                then nullif(trim(substring(
+                    described_product from position(' - ' in described_product) + 3
+                )), '')
         end as flavour
-    from described
+    from split_up
 
 ),
 
-keyed as (
+readable as (
 
     select
         *,
@@ -118,6 +132,7 @@ keyed as (
             'size', "'|'", 'product', "'|'", "coalesce(flavour, '')"
         ])) }} as product_key
     from parsed
+    where unit_price is not null and size <> '' and product <> ''
 
 ),
 
@@ -137,7 +152,7 @@ final as (
         cast(max(unit_price) as numeric(12, 2)) as unit_price,
         cast(sum(unit_price) as numeric(12, 2)) as line_amount,
         loaded_at
-    from keyed
+    from readable
     group by
         transaction_id, source_key, file_checksum, transacted_at_utc, loaded_at,
         product_key, size, product, flavour

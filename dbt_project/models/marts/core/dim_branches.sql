@@ -8,7 +8,7 @@ transactions as (
     select
         branch_name,
         transacted_at_utc
-    from {{ ref('stg_till__transactions') }}
+    from {{ ref('int_build_transactions') }}
 
 ),
 

@@ -6,34 +6,36 @@
 
 with
 
-card_transactions as (
+visits as (
 
     select
         customer_key,
-        branch_name,
-        transacted_at_utc,
-        transacted_at_local,
-        row_number() over (
-            partition by customer_key order by transacted_at_utc, source_key, line_number
-        ) as visit_number
-    from {{ ref('stg_till__transactions') }}
+        count(*) as visit_count,
+        max(transacted_at_utc) as last_seen_at_utc
+    from {{ ref('int_build_transactions') }}
     where customer_key is not null
+    group by customer_key
+
+),
+
+first_visits as (
+
+    select * from {{ ref('int_customer_first_visits') }}
 
 ),
 
 final as (
 
     select
-        cast(customer_key as varchar(64)) as customer_key,
-        cast(min(transacted_at_utc) as timestamptz) as first_seen_at_utc,
-        cast(max(transacted_at_utc) as timestamptz) as last_seen_at_utc,
-        cast(max(case when visit_number = 1 then cast(transacted_at_local as date) end) as date)
-            as first_seen_date_local,
-        cast(max(case when visit_number = 1 then branch_name end) as varchar(256))
-            as first_branch_name,
-        cast(count(*) as integer) as visit_count
-    from card_transactions
-    group by customer_key
+        cast(visits.customer_key as varchar(64)) as customer_key,
+        cast(first_visits.first_seen_at_utc as timestamptz) as first_seen_at_utc,
+        cast(visits.last_seen_at_utc as timestamptz) as last_seen_at_utc,
+        cast(first_visits.first_seen_date_local as date) as first_seen_date_local,
+        cast(first_visits.first_branch_name as varchar(256)) as first_branch_name,
+        cast(visits.visit_count as integer) as visit_count
+    from visits
+    left join first_visits
+        on visits.customer_key = first_visits.customer_key
 
 )
 

@@ -1,4 +1,5 @@
--- One row per café-local calendar day from the first to the last trading day.
+-- One row per café-local calendar day from the first to the last trading day, whatever
+-- the range: the day offsets are numbered in blocks of the numbers spine.
 {{ config(dist='all' if target.type == 'redshift' else none) }}
 
 with
@@ -8,20 +9,49 @@ bounds as (
     select
         min(cast(transacted_at_local as date)) as first_day,
         max(cast(transacted_at_local as date)) as last_day
-    from {{ ref('stg_till__transactions') }}
+    from {{ ref('int_build_transactions') }}
+
+),
+
+span as (
+
+    select
+        first_day,
+        {{ days_between('first_day', 'last_day') }} as last_offset
+    from bounds
+    where first_day is not null
+
+),
+
+numbers as (
+
+    select n from {{ ref('int_numbers') }}
+
+),
+
+blocks as (
+
+    select numbers.n as block_number
+    from numbers
+    inner join span
+        on numbers.n <= span.last_offset / {{ numbers_spine_size() }} + 1
+
+),
+
+offsets as (
+
+    select (blocks.block_number - 1) * {{ numbers_spine_size() }} + numbers.n - 1 as day_offset
+    from blocks
+    cross join numbers
 
 ),
 
 days as (
 
-    select
-        cast(
-            {{ dbt.dateadd('day', 'numbers.n - 1', 'bounds.first_day') }}
-            as date
-        ) as date_day
-    from bounds
-    inner join {{ ref('int_numbers') }} as numbers
-        on numbers.n <= {{ days_between('bounds.first_day', 'bounds.last_day') }} + 1
+    select cast({{ dbt.dateadd('day', 'offsets.day_offset', 'span.first_day') }} as date) as date_day
+    from span
+    inner join offsets
+        on span.last_offset >= offsets.day_offset
 
 ),
 

@@ -1,19 +1,11 @@
--- The two ways a customer can pay.
+-- The ways a till takes payment (the payment_methods seed), with the unknown member.
 {{ config(dist='all' if target.type == 'redshift' else none) }}
 
 with
 
 methods as (
 
-    select
-        'Card' as payment_method,
-        true as identifies_customer,
-        'Paid by card; the card''s keyed hash identifies a returning customer.' as description
-    union all
-    select
-        'Cash' as payment_method,
-        false as identifies_customer,
-        'Paid in cash; the customer is anonymous.' as description
+    select * from {{ ref('payment_methods') }}
 
 ),
 

@@ -10,6 +10,7 @@ observations as (
         transacted_at_utc,
         unit_price
     from {{ ref('int_transaction_lines') }}
+    where transacted_at_utc is not null
 
 ),
 

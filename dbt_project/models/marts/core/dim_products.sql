@@ -1,4 +1,5 @@
--- One row per sellable product: size × drink × flavour.
+-- One row per sellable product: size × drink × flavour, flagged where the vocabulary
+-- (the product_sizes and product_categories seeds) does not know it.
 {{ config(dist='all' if target.type == 'redshift' else none) }}
 
 with
@@ -23,6 +24,12 @@ categories as (
 
 ),
 
+sizes as (
+
+    select size from {{ ref('product_sizes') }}
+
+),
+
 final as (
 
     select
@@ -34,10 +41,14 @@ final as (
         cast(lines.size as varchar(16)) as size,
         cast(lines.product as varchar(256)) as base_product_name,
         cast(lines.flavour as varchar(256)) as flavour,
-        cast(coalesce(categories.product_category, 'Other') as varchar(32)) as product_category
+        cast(coalesce(categories.product_category, 'Other') as varchar(32)) as product_category,
+        sizes.size is not null as is_known_size,
+        categories.product_name is not null as is_known_product
     from lines
     left join categories
         on lines.product = categories.product_name
+    left join sizes
+        on lines.size = sizes.size
 
 )
 

@@ -8,7 +8,7 @@
     dist='transaction_id' if target.type == 'redshift' else none,
     sort=['source_key'] if target.type == 'redshift' else none,
 ) }}
--- depends_on: {{ ref('stg_till__loaded_files') }}
+-- depends_on: {{ ref('int_build_files') }}
 
 with
 

@@ -3,18 +3,18 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='source_key',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     post_hook="{{ delete_superseded_file_rows() }}",
     dist='transaction_id' if target.type == 'redshift' else none,
     sort=['sales_date_local', 'branch_key'] if target.type == 'redshift' else none,
 ) }}
--- depends_on: {{ ref('stg_till__loaded_files') }}
+-- depends_on: {{ ref('int_build_files') }}
 
 with
 
 transactions as (
 
-    select * from {{ ref('stg_till__transactions') }}
+    select * from {{ ref('int_build_transactions') }}
     {% if is_incremental() -%}
         where source_key in ({{ files_to_rebuild() }})
     {%- endif %}
@@ -52,7 +52,11 @@ final as (
         cast(coalesce(lines.items_total, 0) as numeric(12, 2)) as items_total,
         cast(coalesce(lines.item_count, 0) as integer) as item_count,
         coalesce(lines.items_total, 0) <> transactions.total_amount as is_total_mismatch,
-        cast(transactions.loaded_at as timestamptz) as loaded_at
+        cast(transactions.loaded_at as timestamptz) as loaded_at,
+        cast(
+            {{ basket_item_count('transactions.basket') }} - coalesce(lines.item_count, 0)
+            as integer
+        ) as unreadable_item_count
     from transactions
     left join lines
         on transactions.transaction_id = lines.transaction_id

@@ -61,7 +61,8 @@ final as (
         cast(products.product_category as varchar(32)) as product_category,
         cast(products.size as varchar(16)) as size,
         cast(daily.quantity as integer) as quantity,
-        cast(daily.revenue as numeric(14, 2)) as revenue
+        cast(daily.revenue as numeric(14, 2)) as revenue,
+        products.is_known_size and products.is_known_product as is_known_product
     from daily
     inner join products
         on daily.product_key = products.product_key

@@ -1,4 +1,6 @@
 -- One row per till transaction (a CSV line). customer_name is left behind in raw.
+-- Nothing here can raise on a value: an unreadable till time becomes null, a payment type
+-- outside the contract becomes `Unknown` (dim_payment_methods' unknown member).
 with
 
 source as (
@@ -17,7 +19,8 @@ renamed as (
         branch_name,
         basket,
         total_amount,
-        case payment_type when 'CARD' then 'Card' when 'CASH' then 'Cash' end as payment_method,
+        case payment_type when 'CARD' then 'Card' when 'CASH' then 'Cash' else 'Unknown' end
+            as payment_method,
         card_hash as customer_key,
         card_key_version,
         loaded_at
