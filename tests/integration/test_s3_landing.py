@@ -84,6 +84,26 @@ def test_every_object_under_the_prefix_is_announced_and_the_loader_decides(
     ]
 
 
+def test_the_same_export_uploaded_under_two_names_loads_once(settings: Settings) -> None:
+    where = folder()
+    s3 = aws_client(settings, "s3")
+    keys = [f"{where}/whitby_04-02-2024_09-00-00.csv", f"{where}/whitby (copy).csv"]
+    for key in keys:
+        s3.put_object(Bucket=settings.landing_bucket, Key=key, Body=export("Whitby", 4))
+    assert drain_queue(settings).failed == []
+    rows = ledger(settings, "source_key like %s", f"{where}/%")
+    [loaded] = [row for row in rows if row[1] == "loaded"]
+    [copy] = [row for row in rows if row[1] == "duplicate"]
+    assert (loaded[3], copy[3], copy[4]) == (4, 0, loaded[0])
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as connection:
+        assert connection.execute(
+            "select count(*), count(distinct source_key) from raw.transactions"
+            " where source_key like %s",
+            (f"{where}/%",),
+        ).fetchone() == (4, 1)
+
+
 def test_a_card_number_in_the_key_refuses_the_file_and_never_leaves_the_bucket(
     settings: Settings,
     stack_root: Path,
