@@ -24,6 +24,9 @@ from loader.settings import Settings, load_settings
 
 CARDS = ("4929123456789012", "5494173772652516")
 HEADER = "date,location,name,basket,total,payment_type,card_number"
+# Objects for tests that hand the handler their own events: outside the landing prefix, so
+# that the bucket announces nothing that another test's drain would then load.
+DIRECT = "direct/"
 
 
 @pytest.fixture
@@ -87,8 +90,21 @@ def sample_rows(path: Path) -> int:
         return sum(1 for _ in csv.reader(handle)) - 1
 
 
+def discard_pending_messages(settings: Settings) -> None:
+    """Empty the session's queue of what earlier tests left, so that a drain loads only this
+    test's objects (the same bytes under another key would make them a copy)."""
+    sqs = aws_client(settings, "sqs")
+    assert settings.queue_url
+    while messages := sqs.receive_message(
+        QueueUrl=settings.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 def test_bucket_to_queue_to_handler_loads_every_row(settings: Settings, samples_dir: Path) -> None:
     assert settings.database_url
+    discard_pending_messages(settings)
     sample = sorted(samples_dir.glob("*.csv"))[0]
     key = f"landing/{uuid.uuid4().hex[:6]} {sample.name}"  # a space: arrives URL-encoded
     put(settings, key, sample.read_bytes())
@@ -110,7 +126,7 @@ def test_bucket_to_queue_to_handler_loads_every_row(settings: Settings, samples_
 def test_same_event_five_times_loads_once(settings: Settings, samples_dir: Path) -> None:
     assert settings.database_url
     sample = sorted(samples_dir.glob("*.csv"))[1]
-    key = "landing/a+b&c " + sample.name
+    key = f"{DIRECT}a+b&c " + sample.name
     put(settings, key, sample.read_bytes())
     event = as_sqs(settings, s3_notification(settings, key))
     for _ in range(5):
@@ -131,7 +147,7 @@ def test_same_event_five_times_loads_once(settings: Settings, samples_dir: Path)
 def test_missing_object_fails_only_its_message_and_test_events_are_ignored(
     settings: Settings,
 ) -> None:
-    good = f"landing/good-{uuid.uuid4().hex}.csv"
+    good = f"{DIRECT}good-{uuid.uuid4().hex}.csv"
     put(
         settings,
         good,
@@ -145,7 +161,7 @@ def test_missing_object_fails_only_its_message_and_test_events_are_ignored(
     event = as_sqs(
         settings,
         s3_notification(settings, good),
-        s3_notification(settings, f"landing/missing-{uuid.uuid4().hex}.csv"),
+        s3_notification(settings, f"{DIRECT}missing-{uuid.uuid4().hex}.csv"),
         test_event,
     )
     response = lambda_handler(event, LocalContext())
@@ -163,7 +179,7 @@ def test_logs_and_metrics_hold_no_card_number(
         f"31/02/2024 09:00,Chesterfield,Bo,Large Latte - 2.45,2.45,CARD,{CARDS[1]}",
         f"bad,line,{CARDS[1]}",
     ]
-    key = f"landing/privacy-{uuid.uuid4().hex}.csv"
+    key = f"{DIRECT}privacy-{uuid.uuid4().hex}.csv"
     put(settings, key, ("\r\n".join([HEADER, *lines]) + "\r\n").encode())
     # The powertools logger writes to the stream it found at import: tee it into a buffer.
     structured = io.StringIO()
@@ -200,7 +216,7 @@ def test_logs_and_metrics_hold_no_card_number(
 
 def test_direct_s3_event_loads(settings: Settings) -> None:
     assert settings.database_url
-    key = f"landing/direct-{uuid.uuid4().hex}.csv"
+    key = f"{DIRECT}direct-{uuid.uuid4().hex}.csv"
     put(
         settings,
         key,
@@ -224,7 +240,7 @@ def test_direct_s3_event_loads(settings: Settings) -> None:
 def test_each_loaded_file_publishes_its_branch_for_the_silence_alarm(
     settings: Settings, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    key = f"landing/{uuid.uuid4().hex[:4]}/ludlow_02-03-2024_09-00-00.csv"
+    key = f"{DIRECT}{uuid.uuid4().hex[:4]}/ludlow_02-03-2024_09-00-00.csv"
     put(
         settings,
         key,
@@ -267,7 +283,7 @@ def test_files_are_not_started_too_close_to_the_deadline(settings: Settings) -> 
     assert settings.database_url
     with psycopg.connect(settings.database_url, autocommit=True) as connection:
         ensure_schema(connection)  # the ledger exists, empty: nothing was recorded
-    keys = [f"landing/deadline-{uuid.uuid4().hex}.csv" for _ in range(3)]
+    keys = [f"{DIRECT}deadline-{uuid.uuid4().hex}.csv" for _ in range(3)]
     for index, key in enumerate(keys):
         body = f"{HEADER}\n25/08/2021 09:0{index},B{index},N,Regular Latte - 1.00,1.00,CASH,\n"
         put(settings, key, body.encode())
