@@ -41,9 +41,10 @@ from loader.settings import Settings, load_settings, project_root
 DEFAULT_TARGET = "local"
 # Targets of profiles.example.yml that are not PostgreSQL: CAFE_PG_* mean nothing to them.
 REDSHIFT_TARGETS = frozenset({"prod"})
-# What `--state` reads: the manifest (state:modified, --defer), the run results (result:)
-# and the freshness results (source_status:).
-KEPT_ARTIFACTS = ("manifest.json", "run_results.json", "sources.json")
+# What `--state` reads: the manifest (state:modified, --defer) and run results (result:)
+# of a build, the freshness results (source_status:) of `dbt source freshness`.
+BUILD_ARTIFACTS = ("manifest.json", "run_results.json")
+FRESHNESS_ARTIFACTS = ("sources.json",)
 DEFAULT_DOCS_PORT = 8080
 STATIC_DOCS = "static_index.html"
 
@@ -116,7 +117,9 @@ def run_dbt(args: list[str], settings: Settings) -> int:
     return completed.returncode
 
 
-def keep_state(args: Sequence[str], settings: Settings) -> Path:
+def keep_state(
+    args: Sequence[str], settings: Settings, artifacts: Sequence[str] = BUILD_ARTIFACTS
+) -> Path:
     """Copy the artifacts a successful dbt command wrote to where `--state` finds them."""
     env = dbt_env(settings)
     written = Path(_option_value(args, "--target-path") or env["DBT_TARGET_PATH"])
@@ -124,7 +127,7 @@ def keep_state(args: Sequence[str], settings: Settings) -> Path:
         written = dbt_project_dir() / written
     kept = kept_state_dir(requested_target(args, env))
     kept.mkdir(parents=True, exist_ok=True)
-    for name in KEPT_ARTIFACTS:
+    for name in artifacts:
         if (written / name).exists():
             staged = kept / f".{name}.{os.getpid()}"
             shutil.copyfile(written / name, staged)
@@ -137,6 +140,13 @@ def build(args: list[str], settings: Settings) -> int:
     exit_code = run_dbt(["build", *args], settings)
     if exit_code == 0:
         keep_state(args, settings)
+    return exit_code
+
+
+def source_freshness(args: list[str], settings: Settings) -> int:
+    """`dbt source freshness ARGS` (recorded in rpt_build_results); its sources.json is kept."""
+    exit_code = run_dbt(["source", "freshness", *args], settings)
+    keep_state(args, settings, FRESHNESS_ARTIFACTS)
     return exit_code
 
 
@@ -161,6 +171,8 @@ def _dbt(args: argparse.Namespace) -> int:
         raise CafeError("name a dbt command, e.g. `cafe dbt debug` or `cafe dbt test -s marts`")
     if dbt_args[0] == "build":
         return build(dbt_args[1:], settings)
+    if dbt_args[:2] == ["source", "freshness"]:
+        return source_freshness(dbt_args[2:], settings)
     return run_dbt(dbt_args, settings)
 
 

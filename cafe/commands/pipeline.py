@@ -1,9 +1,12 @@
 """`cafe run`: the whole job on the local stack, as `make run` runs it.
 
 Stack up → generated branch files into the landing bucket → the queue drained through the
-Lambda handler → `dbt build` → docs site → dashboard preview → a summary that reconciles
-the ledger with the facts. Running it again loads nothing twice: the same files arrive as
-duplicates and dbt's incremental models have nothing new to do.
+Lambda handler → `dbt build` (target `local`; its manifest kept for `--state`) → `dbt
+source freshness` (a late source is reported, never fatal; both land in
+`reporting.rpt_build_results`) → docs site → dashboard preview → a summary that reconciles
+the ledger with the facts and counts the build's checks. Running it again loads nothing
+twice: the same files arrive as duplicates and dbt's incremental models have nothing new to
+do.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cafe import stack
-from cafe.commands.build import run_dbt
+from cafe.commands.build import build, prepare_plain_dbt, run_dbt, source_freshness
 from cafe.commands.load import ingest_and_report
+from cafe.dbt_project import dbt_target_dir
 from cafe.samples import GenerationPlan, iter_generated_files
 from loader.errors import CafeError
 from loader.settings import Settings, load_settings, project_root, state_dir
@@ -46,8 +50,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_pipeline)
 
 
+STEPS = 7
+
+
 def _step(number: int, title: str, action: Callable[[], T]) -> T:
-    console.rule(f"[bold]{number}/6 {title}")
+    console.rule(f"[bold]{number}/{STEPS} {title}")
     started = time.perf_counter()
     result = action()
     console.print(f"[dim]{title}: {time.perf_counter() - started:.1f}s[/]")
@@ -73,10 +80,37 @@ def _dbt(settings: Settings, arguments: list[str]) -> None:
         raise CafeError(f"dbt {' '.join(arguments)} failed; see the output above")
 
 
+def _build(settings: Settings) -> None:
+    if build([], settings) != 0:
+        raise CafeError("dbt build failed; see the output above and reporting.rpt_build_results")
+
+
+def _freshness(settings: Settings) -> None:
+    # A late source is news for Pipeline health, not a reason to stop the run.
+    if source_freshness([], settings) != 0:
+        console.print("[yellow]a source is late[/]: see the freshness lines above")
+
+
 def _report(settings: Settings) -> Path:
     from cafe.report import render_report  # matplotlib is slow to import: only when needed
 
     return render_report(settings, state_dir() / "report")
+
+
+# The tests and freshness checks of the latest build and the latest freshness run.
+LATEST_CHECKS = """
+select check_kind, status, count(*)
+from reporting.rpt_build_results
+where invocation_id in (
+    select distinct on (command) invocation_id
+    from reporting.rpt_build_results
+    where command in ('build', 'freshness')
+    order by command, recorded_at_utc desc
+)
+and check_kind <> 'build'
+group by check_kind, status
+order by check_kind, status
+"""
 
 
 def _summary(settings: Settings, report: Path) -> None:
@@ -98,6 +132,7 @@ def _summary(settings: Settings, report: Path) -> None:
             " (select count(*) from marts.dim_customers),"
             " (select count(*) from marts.dim_branches)"
         ).fetchone()
+        checks = conn.execute(LATEST_CHECKS).fetchall()
     assert current_rows is not None and facts is not None
 
     table = Table(title="loads (raw.loaded_files)", title_justify="left")
@@ -118,7 +153,13 @@ def _summary(settings: Settings, report: Path) -> None:
         + f": fct_transactions = {transactions:,}, current ledger rows_loaded = "
         f"{current_rows[0]:,}"
     )
-    docs = project_root() / "dbt_project" / "target" / "static_index.html"
+    if checks:
+        console.print(
+            "checks of the build and freshness: "
+            + ", ".join(f"{kind} {status} {count}" for kind, status, count in checks)
+            + "  (reporting.rpt_build_results)"
+        )
+    docs = dbt_target_dir() / "static_index.html"
     where = Table(title="where to look", title_justify="left", show_header=False)
     where.add_column("what")
     where.add_column("where")
@@ -140,9 +181,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
     files = _step(
         2, "generate branch files", lambda: _generate(settings, args, state_dir() / "generated")
     )
+    prepare_plain_dbt(settings)
     _step(3, "ingest through S3 → SQS → handler", lambda: _ingest(settings, files))
-    _step(4, "dbt build", lambda: _dbt(settings, ["build"]))
-    _step(5, "dbt docs", lambda: _dbt(settings, ["docs", "generate", "--static"]))
-    report = _step(6, "dashboard preview", lambda: _report(settings))
+    _step(4, "dbt build", lambda: _build(settings))
+    _step(5, "dbt source freshness", lambda: _freshness(settings))
+    _step(6, "dbt docs", lambda: _dbt(settings, ["docs", "generate", "--static"]))
+    report = _step(7, "dashboard preview", lambda: _report(settings))
     _summary(settings, report)
     return 0

@@ -110,3 +110,11 @@
         {{ sql_number((result.execution_time | round(3)) if result.execution_time is not none else none, 'numeric(12, 3)') }}
     )
 {%- endmacro %}
+
+
+{# A comma-separated list of quoted texts, one per line (for `in (...)`). #}
+{% macro sql_text_list(values) -%}
+    {%- for value in values %}
+        '{{ value | replace("'", "''") }}'{% if not loop.last %},{% endif %}
+    {%- endfor %}
+{%- endmacro %}

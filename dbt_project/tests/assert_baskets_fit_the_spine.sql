@@ -1,6 +1,7 @@
 -- Integrity: the largest basket of the build fits the numbers spine that explodes baskets
 -- (int_numbers); items past its end would go missing from fct_transaction_items. The
 -- loader's line contract allows far fewer items (loader/contract.py MAX_BASKET_ITEMS).
+{{ config(group='core') }}  {# reads the core group's private snapshot models #}
 with
 
 baskets as (

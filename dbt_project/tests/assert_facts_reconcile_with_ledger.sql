@@ -2,6 +2,7 @@
 -- build's snapshot of the ledger holds them) is one transaction in the fact, no more, no
 -- less. Returns a row when they differ. Against the snapshot, not the live ledger: a load
 -- that commits while the build runs belongs to the next build.
+{{ config(group='core') }}  {# reads the core group's private snapshot models #}
 with
 
 build_files as (

@@ -1,4 +1,4 @@
--- Refused lines per UTC day, branch and kind of reason.
+-- Refused lines per UTC day, branch and the field their reason names.
 with
 
 rejected as (
@@ -20,12 +20,10 @@ files as (
 
 categorised as (
 
-    -- The reason up to its first `:` or quote: `date "31/02/2024 09:00" does not exist`
-    -- becomes `date`, leaving the specific value out of the grouping.
     select
         {{ utc_day_start('rejected.rejected_at_utc') }} as day_utc,
         coalesce(files.branch_name, 'unknown') as branch_name,
-        trim(split_part(split_part(rejected.reason, ':', 1), '"', 1)) as reason_category
+        rejected.reason_field as reason_category
     from rejected
     left join files
         on

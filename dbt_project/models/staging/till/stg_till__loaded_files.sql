@@ -1,4 +1,5 @@
--- The load ledger: one row per load attempt of a file version.
+-- The load ledger: one row per load attempt of a file version. The header line as read
+-- (file_header) stays in raw: a header mistaken for a data line could hold a name.
 with
 
 source as (
@@ -24,7 +25,12 @@ renamed as (
         started_at as started_at_utc,
         finished_at as finished_at_utc,
         error_text,
-        loader_version
+        loader_version,
+        duplicate_of,
+        source_modified_at as source_modified_at_utc,
+        source_version,
+        file_encoding,
+        unknown_columns
     from source
 
 ),
@@ -47,7 +53,12 @@ final as (
         started_at_utc,
         finished_at_utc,
         error_text,
-        loader_version
+        loader_version,
+        duplicate_of,
+        source_modified_at_utc,
+        source_version,
+        file_encoding,
+        unknown_columns
     from renamed
 
 )
