@@ -46,9 +46,9 @@ from loader.validation import reject_malformed, validate_block
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_CHARS = 4096
-# raw.loaded_files.file_header and .unknown_columns: varchar(4096), bytes on Redshift.
-MAX_HEADER_BYTES = 4096
+# raw.loaded_files.error_text, .file_header, .unknown_columns: varchar(4096), which counts
+# bytes on Redshift.
+MAX_LEDGER_TEXT_BYTES = 4096
 
 
 def clean_batches(
@@ -100,7 +100,13 @@ def transactions_table(accepted: pa.Table, file: FileVersion, hasher: CardHasher
 def error_text_of(error: BaseException) -> str:
     """An error as the ledger and the logs hold it: one line, no card numbers, bounded."""
     text = f"{type(error).__name__}: {error}" if not isinstance(error, CafeError) else str(error)
-    return mask_card_numbers(" ".join(text.split())).replace("\x00", "\\x00")[:MAX_ERROR_CHARS]
+    return _ledger_text(" ".join(text.split()))
+
+
+def _ledger_text(text: str) -> str:
+    """Text as a ledger column holds it: card numbers masked, NULs spelt out, bounded."""
+    masked = mask_card_numbers(text).replace("\x00", "\\x00")
+    return masked.encode()[:MAX_LEDGER_TEXT_BYTES].decode(errors="ignore")
 
 
 def file_version(
@@ -131,10 +137,7 @@ def stored_key(source_key: str) -> str:
 
 def _names(names: tuple[str, ...] | None) -> str | None:
     """Column names as the ledger keeps them: comma-separated, bounded; None for none."""
-    if not names:
-        return None
-    joined = mask_card_numbers(",".join(names)).encode()[:MAX_HEADER_BYTES]
-    return joined.decode(errors="ignore")
+    return _ledger_text(",".join(names)) if names else None
 
 
 def load_file(
@@ -151,7 +154,7 @@ def load_file(
     file = file_version(source_key, facts, source, key)
     whole_file_refusal = refusal_of_name(source_key) or facts.refusal
     if whole_file_refusal is not None:
-        return warehouse.record_attempt(file, Status.REFUSED, whole_file_refusal)
+        return warehouse.record_attempt(file, Status.REFUSED, _ledger_text(whole_file_refusal))
     try:
         return warehouse.load(
             file, lambda: clean_batches(stream, facts, file, key, on_progress=on_progress)
