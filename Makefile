@@ -66,7 +66,7 @@ package: setup  ## build the Lambda artefact and the dbt source zip into build/
 deploy: setup  ## deploy to AWS (needs the aws CLI and credentials; see infra/README.md)
 	infra/deploy.sh
 
-destroy:  ## remove the AWS deployment (keeps landing data unless CAFE_DESTROY_DATA=yes)
+destroy:  ## remove the AWS deployment (keeps the foundation stack: exports, queues, card key; CAFE_DESTROY_DATA=yes deletes everything)
 	infra/destroy.sh
 
 clean: down  ## remove the local stack's data and build output
