@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cafe import stack
+from cafe.commands.build import prepare_plain_dbt
 from cafe.commands.load import print_recent_loads
 from cafe.stack import StackError
 from loader.settings import load_settings
@@ -41,6 +42,7 @@ def run_up(args: argparse.Namespace) -> int:
         console.print("[yellow]recovered[/] a stale PostgreSQL pid file from a crashed server")
     if result.created_key:
         console.print("[green]created[/] the local card-hash key")
+    prepare_plain_dbt(load_settings())  # a plain `dbt` in dbt_project/ reaches this stack
     _print_components()
     return 0
 
