@@ -4,8 +4,8 @@ Each SQS message is its own unit of retry: a file that fails is reported in
 `batchItemFailures` (the event source mapping must enable `ReportBatchItemFailures`), so
 SQS redelivers that message alone and, after `maxReceiveCount` tries, moves it to the
 dead-letter queue. Duplicates, stale versions and refused files are successes: retrying
-cannot change them, and the ledger already says what happened. A direct S3 invocation (no SQS) raises
-instead, which makes Lambda's asynchronous retry policy apply.
+cannot change them, and the ledger already says what happened. A direct S3 invocation
+(no SQS) raises instead, which makes Lambda's asynchronous retry policy apply.
 
 The object is streamed from S3 into a temporary file (in /tmp on Lambda), never held in
 memory whole: the loader needs a seekable file to checksum it before parsing. When the
