@@ -28,3 +28,20 @@
         digit_{{ position }}.d * {{ 10 ** position }}{% if not loop.last %} + {% endif %}
     {%- endfor %} + 1
 {%- endmacro %}
+
+
+{#
+    A CTE keyword that stops PostgreSQL from inlining a CTE into every place that reads it:
+    the basket parse reads each item's text dozens of times, and an inlined CTE computes it
+    again each time. Redshift has no such keyword (and plans CTEs its own way).
+#}
+{% macro materialized_cte() -%}
+    {{ return(adapter.dispatch('materialized_cte', 'cafe_elt')()) }}
+{%- endmacro %}
+
+{% macro default__materialized_cte() -%}
+    materialized
+{%- endmacro %}
+
+{% macro redshift__materialized_cte() -%}
+{%- endmacro %}

@@ -2,8 +2,13 @@
     One row per card customer: their first transaction in the chain. The one home of the
     first-visit rule and its tie-breaker: the earliest till time; at the same minute, the
     earlier file (by key) and the earlier line. Transactions without a readable till time
-    cannot be first.
+    cannot be first. A table: three marts read it, the window runs once.
 #}
+{{ config(
+    materialized='table',
+    dist='customer_key' if target.type == 'redshift' else none,
+) }}
+
 with
 
 card_transactions as (

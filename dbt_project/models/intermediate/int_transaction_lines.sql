@@ -41,7 +41,7 @@ spine as (
 
 ),
 
-items as (
+items as {{ materialized_cte() }} (
 
     select
         transactions.transaction_id,
@@ -101,7 +101,7 @@ split_up as (
 
 ),
 
-parsed as (
+parsed as {{ materialized_cte() }} (
 
     -- A flavour, when present, is everything after the product's first ` - `
     -- (`Frappes - Strawberries & Cream`).
