@@ -45,7 +45,14 @@ from loader.schema import REDSHIFT_DDL, REDSHIFT_MIGRATIONS
 LOADER_ROLE = "cafe_loader"
 DBT_USER = "cafe_dbt"
 REPORTING_USER = "cafe_reporting"
-RAW_TABLES = ('"raw".transactions', '"raw".loaded_files', '"raw".rejected_rows')
+# The loader's tables (the migrations in loader/schema.py create the later ones before step 3
+# grants on them). The loader locks loaded_files, which needs a write privilege on it.
+RAW_TABLES = (
+    '"raw".transactions',
+    '"raw".loaded_files',
+    '"raw".rejected_rows',
+    '"raw".card_keys',
+)
 MIGRATIONS_TABLE = '"raw".schema_migrations'
 MIGRATIONS_DDL = f"""
     create table if not exists {MIGRATIONS_TABLE} (

@@ -299,3 +299,23 @@ def test_a_failed_statement_stops_with_its_step_and_position(bootstrap: ModuleTy
         bootstrap.BootstrapError, match=r"access: statement \d+ of \d+: permission denied"
     ):
         run(bootstrap, FakeDataApi(fail_on="grant assumerole"))
+
+
+def test_every_raw_table_the_loader_creates_is_granted_to_the_loader_and_dbt(
+    bootstrap: ModuleType,
+) -> None:
+    # A table added by a later migration (card keys, privacy records) would otherwise exist
+    # on Redshift with no grant, and every load would fail with "permission denied".
+    created = {
+        f'"raw".{name}'
+        for sql in (*REDSHIFT_DDL, *(sql for _, sql in REDSHIFT_MIGRATIONS))
+        for name in re.findall(r'create table (?:if not exists )?"raw"\.(\w+)', sql, re.I)
+    }
+    assert '"raw".card_keys' in created
+    assert created == set(bootstrap.RAW_TABLES)
+    statements = access(bootstrap, set(), set())
+    for table in created:
+        assert any(table in s and "to role cafe_loader" in s for s in statements), table
+        assert any(
+            table in s and s.startswith("grant select on") and "cafe_dbt" in s for s in statements
+        ), table
