@@ -35,6 +35,9 @@ from loader.service import load_path
 from loader.settings import Settings
 from loader.writers import open_warehouse
 
+# Lines a test wants in the run's final summary (e.g. the dbt-score of the project).
+SUMMARY_LINES = pytest.StashKey[list[str]]()
+
 GENERATED_BRANCHES = 3
 GENERATED_DAYS = 5
 GENERATED_START = date(2024, 3, 29)  # clocks go forward on Sunday 31 March 2024
@@ -159,3 +162,13 @@ def warehouse_connection(
 ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     with psycopg.connect(dbt_warehouse.database_url, autocommit=True) as connection:
         yield connection
+
+
+def add_summary_line(config: pytest.Config, line: str) -> None:
+    """Print `line` in the terminal summary at the end of the run (make test's output)."""
+    config.stash.setdefault(SUMMARY_LINES, []).append(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in config.stash.get(SUMMARY_LINES, []):
+        terminalreporter.write_line(line)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cafe import dbt_profile
 from cafe.commands.build import dbt_env, requested_target
 from cafe.dbt_profile import (
     CHECKSUM_MARKER,
@@ -102,6 +103,19 @@ def test_only_the_checkouts_own_stack_writes_the_plain_dbt_profile(stack: Settin
     before = profile.read_bytes() if profile.exists() else None
     assert ensure_local_profile(stack) is ProfileOutcome.SKIPPED
     assert (profile.read_bytes() if profile.exists() else None) == before
+
+
+def test_the_checkouts_own_stack_gets_a_plain_dbt_profile(
+    stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if the session's stack were this checkout's .local/ (without touching the real file).
+    monkeypatch.setattr(dbt_profile, "is_checkout_state_dir", lambda: True)
+    monkeypatch.setattr(dbt_profile, "local_profile_path", lambda: tmp_path / "profiles.yml")
+    assert ensure_local_profile(stack) is ProfileOutcome.WRITTEN
+    outputs = _outputs((tmp_path / "profiles.yml").read_text())
+    assert stack.database_url
+    assert postgres_env(stack.database_url)["CAFE_PG_PORT"] in str(outputs["dev"]["port"])
+    assert ensure_local_profile(stack) is ProfileOutcome.UNCHANGED
 
 
 def test_cafe_commands_default_to_local_and_connect_where_cafe_loads(stack: Settings) -> None:

@@ -5,7 +5,7 @@ testing, documentation, structure, performance, governance) are checked below on
 manifest of the session's build. A model may break a rule only with the reason written in
 its YAML (`meta.evaluator_exceptions: {<rule>: <why>}`); an exception that no longer
 excuses anything fails too. `dbt-score lint` (from PyPI) must score the project 9.0 or
-better; the score is printed.
+better; the score is printed in the summary at the end of the run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DbtWarehouse
+from conftest import DbtWarehouse, add_summary_line
 
 from cafe.dbt_project import dbt_project_dir
 
@@ -206,7 +206,9 @@ def test_every_model_has_a_tested_grain_in_the_manifest(project: Project) -> Non
     assert untested == []
 
 
-def test_dbt_score_is_at_least_nine(dbt_warehouse: DbtWarehouse) -> None:
+def test_dbt_score_is_at_least_nine(
+    dbt_warehouse: DbtWarehouse, pytestconfig: pytest.Config
+) -> None:
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "dbt-score"),
@@ -224,7 +226,7 @@ def test_dbt_score_is_at_least_nine(dbt_warehouse: DbtWarehouse) -> None:
     )
     report = json.loads(result.stdout)
     score = float(report["project"]["score"])
-    print(f"dbt-score project score: {score:.1f}")
+    add_summary_line(pytestconfig, f"dbt-score lint: project score {score:.1f} (at least 9.0)")
     assert score >= MINIMUM_SCORE, result.stdout[-4000:]
 
 
