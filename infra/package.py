@@ -63,7 +63,11 @@ _UNUSED_NATIVE = (
     "pyarrow/_s3fs.",
     "pyarrow/_pyarrow_cpp_tests.",
 )
-_DBT_EXCLUDED_DIRS = frozenset({"target", "logs", "dbt_packages", "__pycache__", ".user.yml"})
+# Build output, and the plain-dbt profile `cafe up` writes beside the project (it holds the
+# local stack's password and changes with every stack).
+_DBT_EXCLUDED_DIRS = frozenset(
+    {"target", "logs", "dbt_packages", "__pycache__", ".user.yml", "profiles.yml"}
+)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 

@@ -188,3 +188,21 @@ def test_an_artefact_over_the_limit_is_refused(
     monkeypatch.setattr(package, "UNZIPPED_LIMIT_BYTES", 1024)
     with pytest.raises(package.PackagingError, match="over Lambda's"):
         package.build_lambda(tmp_path)
+
+
+def test_the_dbt_source_zip_leaves_out_the_plain_dbt_profile(
+    package: ModuleType, tmp_path: Path
+) -> None:
+    # `cafe up` writes dbt_project/profiles.yml with the local stack's password in it.
+    for relative in (
+        "dbt_project/dbt_project.yml",
+        "dbt_project/profiles.yml",
+        "infra/dbt-runner/scheduled-build.yml",
+        "constraints.txt",
+        "profiles.example.yml",
+    ):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("x: 1\n")
+    names = {p.as_posix() for p in package.dbt_source_files(tmp_path)}
+    assert "dbt_project/dbt_project.yml" in names
+    assert "dbt_project/profiles.yml" not in names
