@@ -47,12 +47,23 @@ DBT_USER = "cafe_dbt"
 REPORTING_USER = "cafe_reporting"
 # The loader's tables (the migrations in loader/schema.py create the later ones before step 3
 # grants on them). The loader locks loaded_files, which needs a write privilege on it.
+# What the loader role writes, table by table:
+#   transactions   loads; the retention task clears names; an erasure clears hashes and names
+#   loaded_files   the ledger; an erasure marks the files whose rows it changed
+#   rejected_rows  loads; retention and erasure mask lines
+#   card_keys      key fingerprints on first use; rotation and retirement records
+#   card_links     links between two key versions' hashes (overlap window); erasure deletes
+#   privacy_audit  append only: the retention task adds its record and reads it back, and
+#                  nothing run as the loader may change or delete an audit record
 RAW_TABLES = (
     '"raw".transactions',
     '"raw".loaded_files',
     '"raw".rejected_rows',
     '"raw".card_keys',
+    '"raw".card_links',
+    '"raw".privacy_audit',
 )
+LOADER_APPEND_ONLY_TABLES = ('"raw".privacy_audit',)
 MIGRATIONS_TABLE = '"raw".schema_migrations'
 MIGRATIONS_DDL = f"""
     create table if not exists {MIGRATIONS_TABLE} (
@@ -150,9 +161,12 @@ def access_statements(
     if LOADER_ROLE not in existing_roles:
         statements.append(f"create role {LOADER_ROLE}")
     tables = ", ".join(RAW_TABLES)
+    written = ", ".join(table for table in RAW_TABLES if table not in LOADER_APPEND_ONLY_TABLES)
+    appended = ", ".join(LOADER_APPEND_ONLY_TABLES)
     statements += [
         f'grant usage on schema "raw" to role {LOADER_ROLE}',
-        f"grant select, insert, update, delete on {tables} to role {LOADER_ROLE}",
+        f"grant select, insert, update, delete on {written} to role {LOADER_ROLE}",
+        f"grant select, insert on {appended} to role {LOADER_ROLE}",
         f"grant assumerole on {quote_literal(copy_role_arn)} to role {LOADER_ROLE} for copy",
         user_statement(dbt, dbt.username in existing_users),
         f"alter user {dbt.username} set timezone to 'UTC'",

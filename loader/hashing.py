@@ -1,10 +1,13 @@
 """Keyed card hashing: HMAC-SHA256 of the card's digits with a secret key.
 
 A plain hash of a 16-digit card number can be reversed by enumerating numbers; a keyed
-hash cannot without the key. The key comes from Secrets Manager in AWS
-(`CAFE_CARD_KEY_SECRET_ARN`, fetched once per Lambda container) or from the local key file
-(`CAFE_CARD_KEY_FILE`, hex, mode 0600). Each hash is stored with the key's version so that a
-rotated key can be told apart.
+hash cannot without the key. The keys come from a key ring (`loader.keyring`): Secrets
+Manager in AWS (`CAFE_CARD_KEY_SECRET_ARN`; a warm Lambda container keeps what it read for
+`SECRET_CACHE_SECONDS`, and re-reads sooner when the warehouse shows a newer version,
+`refresh_card_keys`) or the local key file (`CAFE_CARD_KEY_FILE`, mode 0600). Each hash is
+stored with the key's version so that a rotated key can be told apart; during a rotation's
+overlap window the previous key hashes each card too, and the two hashes are linked
+(`CardKeys.linking_key`).
 
 A lost key must never be replaced silently: a new key under the same version would hash
 every card differently, and one card holder would become several customers. So reading
@@ -15,24 +18,30 @@ keyed hash of a fixed label, never the key) that the writers record in `raw.card
 first use and compare on every load: a different key under a known version refuses the load.
 
 The Secrets Manager secret holds either the hex key itself, or JSON
-`{"key": "<hex>", "version": "<label>"}`; without a version the configured
-`CAFE_CARD_KEY_VERSION` is used.
+`{"key": "<hex>", "version": "<label>"}` (and, after a rotation, the previous version's
+label and the overlap end); without a version the configured `CAFE_CARD_KEY_VERSION` is used.
+
+An erasure keeps a fingerprint of the forgotten card (`erasure_fingerprint`) that is
+neither its hash nor reversible in practice: scrypt, memory-hard, with a random salt of
+its own, so only someone who holds the card number can tell that a record is about it.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-from loader.errors import ConfigurationError, MissingCardKey
+from loader.aws import aws_client
+from loader.errors import CardKeyMismatch, ConfigurationError
+from loader.keyring import KeyRing, read_ring_file, ring_from_secret, secret_key
 from loader.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,6 +49,14 @@ if TYPE_CHECKING:
 
 KEY_BYTES = 32
 FINGERPRINT_LABEL = b"cafe-elt card key fingerprint"
+# A warm Lambda container re-reads the card key secret at least this often.
+SECRET_CACHE_SECONDS: Final = 300.0
+# scrypt's cost for erasure fingerprints: 16 MiB and about 50 ms per fingerprint, so that
+# trying every card number of one issuer's range takes years of a computer's time.
+SCRYPT_N: Final = 2**14
+SCRYPT_R: Final = 8
+SCRYPT_P: Final = 1
+_SCRYPT_MEMORY: Final = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -76,18 +93,55 @@ class CardHasher:
         return hashed
 
 
-def _parse_hex_key(text: str, where: str) -> bytes:
-    try:
-        return bytes.fromhex(text.strip())
-    except ValueError:
-        raise ConfigurationError(f"the card hashing key in {where} is not hex") from None
+class CardKeySuperseded(ConfigurationError):
+    """The key ring in use is older than the warehouse's record of its versions."""
+
+    def __init__(self, version: str, what: str) -> None:
+        super().__init__(
+            f"the card-hash key version {version!r} was {what} in this warehouse, but the key"
+            " ring in use still holds it as it was before: nothing was loaded. Use the"
+            " current key ring (the key file `cafe rotate-key` wrote, or the secret's"
+            " AWSCURRENT version)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A version's row of `raw.card_keys` (times as the warehouse returned them)."""
+
+    fingerprint: str
+    recorded_at: object = None
+    overlap_ends_at: object = None
+    retired_at: object = None
+
+
+def _day(moment: object) -> str | None:
+    return None if moment is None else str(moment)[:10]
+
+
+def check_key_record(
+    version: str, fingerprint: str, record: KeyRecord | None, *, current: bool
+) -> None:
+    """Refuse a key the warehouse does not know as it is used.
+
+    Its fingerprint must be the one recorded for its version (`CardKeyMismatch`); a
+    retired version is never used again, and a current key must not be one a rotation
+    moved away from (`CardKeySuperseded`: the key ring in use is out of date).
+    """
+    if record is None or record.fingerprint != fingerprint:
+        raise CardKeyMismatch(version, _day(record.recorded_at) if record else None)
+    if record.retired_at is not None:
+        raise CardKeySuperseded(version, f"retired on {_day(record.retired_at)}")
+    if current and record.overlap_ends_at is not None:
+        raise CardKeySuperseded(version, "rotated away from (`cafe rotate-key`)")
 
 
 def create_key_file(path: Path) -> bool:
     """Create a new random key at `path` (mode 0600); False when a key file is already there.
 
-    Only for a warehouse that holds no card hash and no fingerprint yet (see the module
-    docstring): the caller checks that.
+    The file holds the bare hex key: a ring of one version (`loader.keyring`). Only for a
+    warehouse that holds no card hash and no fingerprint yet (see the module docstring):
+    the caller checks that.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,54 +155,140 @@ def create_key_file(path: Path) -> bool:
     return True
 
 
+def new_key_secret() -> bytes:
+    """Fresh random key material for a new key version."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+@dataclass(frozen=True)
+class CardKeys:
+    """The keys of one key ring as `CardKey`s: the current one, and the previous one (held
+    until retired) with the end of its overlap window."""
+
+    current: CardKey
+    previous: CardKey | None = None
+    overlap_ends_at: datetime | None = None
+
+    @classmethod
+    def of(cls, ring: KeyRing) -> CardKeys:
+        previous = None
+        if ring.previous is not None:
+            previous = CardKey(ring.secrets[ring.previous], ring.previous)
+        return cls(
+            CardKey(ring.secrets[ring.current], ring.current), previous, ring.overlap_ends_at
+        )
+
+    def linking_key(self, now: datetime | None = None) -> CardKey | None:
+        """The previous key while its overlap window is open: cards are hashed with it too."""
+        if self.previous is None or self.overlap_ends_at is None:
+            return None
+        return self.previous if (now or datetime.now(UTC)) < self.overlap_ends_at else None
+
+    @property
+    def held(self) -> tuple[CardKey, ...]:
+        """Every key still held, current first: what an erasure hashes a card with."""
+        return (self.current,) if self.previous is None else (self.current, self.previous)
+
+
 def read_key_file(path: Path, version: str) -> CardKey:
-    """The key in `path` under `version`; a missing file is an error, never a new key."""
-    try:
-        text = path.read_text()
-        for _ in range(50):  # another process may have created the file and not written yet
-            if text.strip():
-                break
-            time.sleep(0.02)
-            text = path.read_text()
-    except FileNotFoundError:
-        raise MissingCardKey(
-            f"the card key file {path} is missing: restore it from your backup (the hashes"
-            " in the warehouse were made with it), or, for a warehouse that holds no card"
-            " hash yet, let `cafe up` create one"
-        ) from None
-    except OSError as error:
-        raise ConfigurationError(f"cannot read the card key file {path}: {error}") from error
-    return CardKey(_parse_hex_key(text, str(path)), version)
+    """The current key of the ring in `path` (a bare key is `version`); a missing file is an
+    error, never a new key."""
+    return CardKeys.of(read_ring_file(path, version)).current
 
 
 def key_from_secret_string(secret_string: str, default_version: str) -> CardKey:
     """The key held in a Secrets Manager SecretString (hex, or JSON with key and version)."""
-    text = secret_string.strip()
-    if text.startswith("{"):
-        try:
-            document: Any = json.loads(text)
-            key_hex, version = str(document["key"]), str(document.get("version", default_version))
-        except (ValueError, KeyError, TypeError):
-            raise ConfigurationError('the card key secret is not JSON with a "key" field') from None
-        return CardKey(_parse_hex_key(key_hex, "the card key secret"), version)
-    return CardKey(_parse_hex_key(text, "the card key secret"), default_version)
+    version, secret = secret_key(secret_string, default_version)
+    return CardKey(secret, version)
 
 
-@functools.lru_cache(maxsize=4)
-def _secret_key(arn: str, default_version: str, region: str) -> CardKey:
+_secret_cache: dict[tuple[str, str, str | None, str], tuple[float, CardKeys]] = {}
+_secret_lock = threading.Lock()
+
+
+def _read_secret_ring(settings: Settings) -> CardKeys:
+    client: SecretsManagerClient = aws_client(settings, "secretsmanager")
+    arn = str(settings.card_key_secret_arn)
+    current = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+    try:
+        previous: str | None = client.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")[
+            "SecretString"
+        ]
+    except client.exceptions.ResourceNotFoundException:
+        previous = None  # never rotated, or the previous key was retired
+    return CardKeys.of(ring_from_secret(current, previous, settings.card_key_version))
+
+
+def _secret_keys(settings: Settings) -> CardKeys:
     # Cached per container: a warm Lambda does not call Secrets Manager for every file.
-    import boto3
-
-    client: SecretsManagerClient = boto3.client("secretsmanager", region_name=region)
-    return key_from_secret_string(
-        client.get_secret_value(SecretId=arn)["SecretString"], default_version
+    cache_key = (
+        str(settings.card_key_secret_arn),
+        settings.card_key_version,
+        settings.aws_endpoint_url,
+        settings.aws_region,
     )
+    with _secret_lock:
+        cached = _secret_cache.get(cache_key)
+        if cached is not None and time.monotonic() - cached[0] < SECRET_CACHE_SECONDS:
+            return cached[1]
+    keys = _read_secret_ring(settings)
+    with _secret_lock:
+        _secret_cache[cache_key] = (time.monotonic(), keys)
+    return keys
+
+
+def refresh_card_keys() -> None:
+    """Forget the cached secret: the next `load_card_keys` reads Secrets Manager again."""
+    with _secret_lock:
+        _secret_cache.clear()
+
+
+def load_card_keys(settings: Settings) -> CardKeys:
+    """The key ring for this environment: Secrets Manager when an ARN is set, else the file."""
+    if settings.card_key_secret_arn:
+        return _secret_keys(settings)
+    return CardKeys.of(read_ring_file(settings.card_key_file, settings.card_key_version))
 
 
 def load_card_key(settings: Settings) -> CardKey:
-    """The key for this environment: Secrets Manager when an ARN is set, else the key file."""
-    if settings.card_key_secret_arn:
-        return _secret_key(
-            settings.card_key_secret_arn, settings.card_key_version, settings.aws_region
+    """The current key for this environment."""
+    return load_card_keys(settings).current
+
+
+# -- erasure fingerprints --------------------------------------------------------------------
+
+
+def erasure_fingerprint(digits: str, *, salt: bytes | None = None) -> str:
+    """`scrypt$<n>$<r>$<p>$<salt hex>$<digest hex>` of normalised card digits.
+
+    Not the card's hash (no key, another function) and not reversible in practice (a
+    random salt per record, memory-hard): it lets whoever holds the card number recognise
+    an erasure record as theirs (`fingerprint_matches`), and nobody else.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        digits.encode("ascii"),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=_SCRYPT_MEMORY,
+        dklen=32,
+    )
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def fingerprint_matches(fingerprint: str, digits: str) -> bool:
+    """Whether `fingerprint` (from `erasure_fingerprint`) was made from `digits`."""
+    parts = fingerprint.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = (int(value) for value in parts[1:4])
+        salt, expected = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
+        digest = hashlib.scrypt(
+            digits.encode("ascii"), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MEMORY, dklen=32
         )
-    return read_key_file(settings.card_key_file, settings.card_key_version)
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest, expected)

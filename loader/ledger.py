@@ -104,7 +104,8 @@ class FileVersion:
 
     `source_key` is the key as stored: a card number in it is already masked.
     `card_key_version`/`card_key_fingerprint` name the key its cards are hashed with (the
-    fingerprint, never the key), so a writer can check it against `raw.card_keys`.
+    fingerprint, never the key), so a writer can check it against `raw.card_keys`;
+    `link_key_*` the previous key that hashes them too during a rotation's overlap window.
     """
 
     source_key: str
@@ -116,6 +117,8 @@ class FileVersion:
     unknown_columns: str | None = None
     card_key_version: str | None = None
     card_key_fingerprint: str | None = None
+    link_key_version: str | None = None
+    link_key_fingerprint: str | None = None
     load_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -185,6 +188,8 @@ def ledger_row(
         "file_encoding": file.encoding,
         "file_header": file.header,
         "unknown_columns": file.unknown_columns,
+        # Set later by an erasure that changes the version's rows (`loader.privacy`).
+        "rows_revised_at": None,
     }
 
 

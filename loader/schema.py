@@ -1,5 +1,11 @@
 """DDL of the loader's own tables in schema `raw` (columns as docs/contracts.md gives them).
 
+The tables: `transactions`, `rejected_rows` and the ledger `loaded_files` (what loads
+write), `card_keys` (a fingerprint per card-key version, with its overlap end and
+retirement), `card_links` (during a key rotation's overlap window, the link between the
+two versions' hashes of one card) and `privacy_audit` (every rotation, retirement,
+erasure, access request and retention run, with counts; see docs/privacy.md).
+
 PostgreSQL: `ensure_schema` creates and migrates the tables idempotently, every statement
 `if not exists`, so a loader of any age can run against a database of any age. Columns
 added after the first release go to `POSTGRES_MIGRATIONS` as `add column if not exists`.
@@ -55,7 +61,18 @@ TRANSACTION_COLUMNS: Final = (
     "card_hash",
     "card_key_version",
 )
-REJECTED_COLUMNS: Final = ("source_key", "file_checksum", "line_number", "reason", "raw_line")
+# `card_hash`/`card_key_version`: the keyed hash of the card number a refused line holds
+# (its card column, else a card number found anywhere in it), so that an erasure or an
+# access request finds the line although its text is masked.
+REJECTED_COLUMNS: Final = (
+    "source_key",
+    "file_checksum",
+    "line_number",
+    "reason",
+    "raw_line",
+    "card_hash",
+    "card_key_version",
+)
 LEDGER_COLUMNS: Final = (
     "load_id",
     "source_key",
@@ -78,8 +95,35 @@ LEDGER_COLUMNS: Final = (
     "file_encoding",
     "file_header",
     "unknown_columns",
+    "rows_revised_at",
 )
-CARD_KEY_COLUMNS: Final = ("key_version", "fingerprint", "recorded_at")
+CARD_KEY_COLUMNS: Final = (
+    "key_version",
+    "fingerprint",
+    "recorded_at",
+    "overlap_ends_at",
+    "retired_at",
+)
+CARD_LINK_COLUMNS: Final = (
+    "card_hash",
+    "card_key_version",
+    "previous_card_hash",
+    "previous_key_version",
+    "linked_at",
+)
+PRIVACY_AUDIT_COLUMNS: Final = (
+    "audit_id",
+    "action",
+    "performed_at",
+    "performed_by",
+    "reason",
+    "key_version",
+    "card_fingerprint",
+    "transactions_affected",
+    "rejected_rows_affected",
+    "links_affected",
+    "details",
+)
 
 # An arbitrary constant: the advisory lock that serialises the loader's DDL.
 _DDL_LOCK_ID: Final = 0x_CAFE_0DD1
@@ -126,7 +170,8 @@ POSTGRES_DDL: Final[tuple[str, ...]] = (
         source_version varchar(1024),
         file_encoding varchar(16),
         file_header varchar(4096),
-        unknown_columns varchar(4096)
+        unknown_columns varchar(4096),
+        rows_revised_at timestamptz
     )
     """,
     # The database itself guarantees one current version per key.
@@ -148,6 +193,8 @@ POSTGRES_DDL: Final[tuple[str, ...]] = (
         reason varchar(1024) not null,
         raw_line varchar(65535),
         rejected_at timestamptz not null default now(),
+        card_hash char(64),
+        card_key_version varchar(64),
         primary key (source_key, line_number)
     )
     """,
@@ -155,7 +202,34 @@ POSTGRES_DDL: Final[tuple[str, ...]] = (
     create table if not exists raw.card_keys (
         key_version varchar(64) primary key,
         fingerprint char(64) not null,
-        recorded_at timestamptz not null default now()
+        recorded_at timestamptz not null default now(),
+        overlap_ends_at timestamptz,
+        retired_at timestamptz
+    )
+    """,
+    """
+    create table if not exists raw.card_links (
+        card_hash char(64) not null,
+        card_key_version varchar(64) not null,
+        previous_card_hash char(64) not null,
+        previous_key_version varchar(64) not null,
+        linked_at timestamptz not null default now(),
+        primary key (card_hash, previous_card_hash)
+    )
+    """,
+    """
+    create table if not exists raw.privacy_audit (
+        audit_id varchar(36) primary key,
+        action varchar(32) not null,
+        performed_at timestamptz not null,
+        performed_by varchar(256),
+        reason varchar(1024),
+        key_version varchar(64),
+        card_fingerprint varchar(256),
+        transactions_affected integer not null,
+        rejected_rows_affected integer not null,
+        links_affected integer not null,
+        details varchar(4096)
     )
     """,
 )
@@ -171,6 +245,11 @@ POSTGRES_MIGRATIONS: Final[tuple[str, ...]] = (
     "alter table raw.loaded_files add column if not exists file_encoding varchar(16)",
     "alter table raw.loaded_files add column if not exists file_header varchar(4096)",
     "alter table raw.loaded_files add column if not exists unknown_columns varchar(4096)",
+    "alter table raw.loaded_files add column if not exists rows_revised_at timestamptz",
+    "alter table raw.rejected_rows add column if not exists card_hash char(64)",
+    "alter table raw.rejected_rows add column if not exists card_key_version varchar(64)",
+    "alter table raw.card_keys add column if not exists overlap_ends_at timestamptz",
+    "alter table raw.card_keys add column if not exists retired_at timestamptz",
     # Before duplicate_of existed a duplicate was always a re-delivery of its own key.
     "update raw.loaded_files set duplicate_of = source_key"
     " where status = 'duplicate' and duplicate_of is null",
@@ -328,13 +407,73 @@ REDSHIFT_MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
         diststyle all
         """,
     ),
+    (
+        "0009_loaded_files_rows_revised_at",
+        'alter table "raw".loaded_files add column rows_revised_at timestamptz',
+    ),
+    (
+        "0010_rejected_rows_card_hash",
+        'alter table "raw".rejected_rows add column card_hash char(64)',
+    ),
+    (
+        "0011_rejected_rows_card_key_version",
+        'alter table "raw".rejected_rows add column card_key_version varchar(64)',
+    ),
+    (
+        "0012_card_keys_overlap_ends_at",
+        'alter table "raw".card_keys add column overlap_ends_at timestamptz',
+    ),
+    (
+        "0013_card_keys_retired_at",
+        'alter table "raw".card_keys add column retired_at timestamptz',
+    ),
+    (
+        "0014_card_links",
+        """
+        create table if not exists "raw".card_links (
+            card_hash char(64) not null,
+            card_key_version varchar(64) not null,
+            previous_card_hash char(64) not null,
+            previous_key_version varchar(64) not null,
+            linked_at timestamptz not null,
+            primary key (card_hash, previous_card_hash)
+        )
+        """,
+    ),
+    (
+        "0015_privacy_audit",
+        """
+        create table if not exists "raw".privacy_audit (
+            audit_id varchar(36) not null,
+            action varchar(32) not null,
+            performed_at timestamptz not null,
+            performed_by varchar(256),
+            reason varchar(1024),
+            key_version varchar(64),
+            card_fingerprint varchar(256),
+            transactions_affected integer not null,
+            rejected_rows_affected integer not null,
+            links_affected integer not null,
+            details varchar(4096),
+            primary key (audit_id)
+        )
+        """,
+    ),
 )
 
-_EXPECTED_COLUMNS: Final = (
-    *(("transactions", column) for column in (*TRANSACTION_COLUMNS, "loaded_at")),
-    *(("rejected_rows", column) for column in (*REJECTED_COLUMNS, "rejected_at")),
-    *(("loaded_files", column) for column in LEDGER_COLUMNS),
-    *(("card_keys", column) for column in CARD_KEY_COLUMNS),
+# Each raw table's columns in the order the Redshift DDL and its migrations leave them
+# (a migration appends): what a Parquet COPY, which fills columns by position, must follow.
+RAW_TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "transactions": (*TRANSACTION_COLUMNS, "loaded_at"),
+    "loaded_files": LEDGER_COLUMNS,
+    "rejected_rows": (*REJECTED_COLUMNS[:5], "rejected_at", *REJECTED_COLUMNS[5:]),
+    "card_keys": CARD_KEY_COLUMNS,
+    "card_links": CARD_LINK_COLUMNS,
+    "privacy_audit": PRIVACY_AUDIT_COLUMNS,
+}
+
+_EXPECTED_COLUMNS: Final = tuple(
+    (table, column) for table, columns in RAW_TABLE_COLUMNS.items() for column in columns
 )
 
 _ensured: set[tuple[str, int]] = set()

@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loader.batches import TRANSACTIONS_SCHEMA, CleanBatch, Warehouse
-from loader.cards import mask_card_numbers
+from loader.cards import find_card_numbers, mask_card_numbers
+from loader.contract import COLUMNS, LineRules, normalise_card_number
 from loader.errors import CafeError, CardKeyMismatch, ConfigurationError
 from loader.filenames import refusal_of_name
 from loader.hashing import CardHasher, CardKey, key_fingerprint
@@ -41,14 +42,16 @@ from loader.ledger import (
     Status,
     result_of,
 )
+from loader.pseudonyms import CARD_LINKS_SCHEMA, HashedRejection, LinkedBatch
 from loader.reading import FileFacts, UnreadableFile, inspect_file, read_blocks
-from loader.validation import reject_malformed, validate_block
+from loader.validation import RejectedRow, reject_malformed, validate_block
 
 log = logging.getLogger(__name__)
 
 # raw.loaded_files.error_text, .file_header, .unknown_columns: varchar(4096), which counts
 # bytes on Redshift.
 MAX_LEDGER_TEXT_BYTES = 4096
+_CARD_COLUMN = COLUMNS.index("card_number")
 
 
 def clean_batches(
@@ -57,18 +60,106 @@ def clean_batches(
     file: FileVersion,
     key: CardKey,
     *,
+    link_key: CardKey | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[CleanBatch]:
-    """The file's lines validated, card numbers hashed (each distinct card once per file)."""
+    """The file's lines validated, card numbers hashed (each distinct card once per file).
+
+    One set of line rules (one clock) applies to the whole file; a bad contract setting
+    fails here, before any block is read. A refused line keeps the hash of the card it
+    holds. With `link_key` (a rotation's overlap window) each card first seen in the file
+    is also hashed with the previous key, and the two hashes are linked.
+    """
+    rules = LineRules.for_load()
     hasher = CardHasher(key)
+    linker = _Linker(hasher, CardHasher(link_key)) if link_key is not None else None
     for block in read_blocks(stream, facts, on_progress=on_progress):
-        checked = validate_block(block.rows)
-        rejected = [
-            reject_malformed(line.line_number, line.text, line.field_count)
+        checked = validate_block(block.rows, rules)
+        rejected: list[RejectedRow] = [
+            _hashed(
+                reject_malformed(
+                    line.line_number, line.text, line.field_count, line.expected_fields
+                ),
+                _card_in_text(line.text),
+                hasher,
+            )
             for line in block.malformed
         ]
-        rejected.extend(checked.rejected)
-        yield CleanBatch(transactions_table(checked.accepted, file, hasher), rejected)
+        rejected.extend(_with_card_hashes(checked.rejected, block.rows, hasher))
+        rows = transactions_table(checked.accepted, file, hasher)
+        if linker is None:
+            yield CleanBatch(rows, rejected)
+        else:
+            yield LinkedBatch(rows, rejected, linker.links(checked.accepted))
+
+
+class _Linker:
+    """The links between two keys' hashes of each card, each card once per file."""
+
+    def __init__(self, current: CardHasher, previous: CardHasher) -> None:
+        self.current = current
+        self.previous = previous
+        self._seen: set[str] = set()
+
+    def links(self, accepted: pa.Table) -> pa.Table:
+        digits = pc.unique(accepted.column("card_digits").drop_null()).to_pylist()
+        new = [value for value in digits if value not in self._seen]
+        self._seen.update(new)
+        return pa.table(
+            {
+                "card_hash": [self.current(value) for value in new],
+                "card_key_version": [self.current.key.version] * len(new),
+                "previous_card_hash": [self.previous(value) for value in new],
+                "previous_key_version": [self.previous.key.version] * len(new),
+            },
+            schema=CARD_LINKS_SCHEMA,
+        )
+
+
+def _card_in_text(text: str) -> str | None:
+    found = find_card_numbers(text)
+    return found[0].digits if found else None
+
+
+def _card_in_fields(fields: list[str]) -> str | None:
+    """The card a refused line holds: its card column's digits, else the first card number
+    (13-19 digits passing Luhn, in any disguise) in any field."""
+    if len(fields) == len(COLUMNS):
+        digits = normalise_card_number(fields[_CARD_COLUMN].strip())
+        if digits is not None:
+            return digits
+    for value in fields:
+        found = _card_in_text(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _hashed(row: RejectedRow, digits: str | None, hasher: CardHasher) -> RejectedRow:
+    if digits is None:
+        return row
+    return HashedRejection(
+        row.line_number, row.reason, row.raw_line, hasher(digits), hasher.key.version
+    )
+
+
+def _with_card_hashes(
+    rejected: list[RejectedRow], rows: pa.Table, hasher: CardHasher
+) -> list[RejectedRow]:
+    """Refused lines of a block, each with the hash of the card it holds (if any)."""
+    if not rejected:
+        return []
+    numbers = pa.array([row.line_number for row in rejected], pa.int64())
+    refused = rows.filter(pc.is_in(rows.column("line_number"), value_set=numbers))
+    columns = [refused.column(name).to_pylist() for name in COLUMNS]
+    fields_by_line = {
+        int(line): [str(value or "") for value in values]
+        for line, *values in zip(refused.column("line_number").to_pylist(), *columns, strict=True)
+    }
+    return [
+        _hashed(row, _card_in_fields(fields_by_line.get(row.line_number, [])), hasher)
+        for row in rejected
+    ]
 
 
 def transactions_table(accepted: pa.Table, file: FileVersion, hasher: CardHasher) -> pa.Table:
@@ -110,9 +201,13 @@ def _ledger_text(text: str) -> str:
 
 
 def file_version(
-    source_key: str, facts: FileFacts, source: SourceFacts, key: CardKey
+    source_key: str,
+    facts: FileFacts,
+    source: SourceFacts,
+    key: CardKey,
+    link_key: CardKey | None = None,
 ) -> FileVersion:
-    """The ledger's view of a file version: masked key, file facts, key fingerprint."""
+    """The ledger's view of a file version: masked key, file facts, key fingerprints."""
     return FileVersion(
         source_key=stored_key(source_key),
         checksum=facts.checksum,
@@ -123,6 +218,8 @@ def file_version(
         unknown_columns=_names(facts.unknown_columns),
         card_key_version=key.version,
         card_key_fingerprint=key_fingerprint(key),
+        link_key_version=link_key.version if link_key else None,
+        link_key_fingerprint=key_fingerprint(link_key) if link_key else None,
     )
 
 
@@ -146,18 +243,26 @@ def load_file(
     *,
     warehouse: Warehouse,
     key: CardKey,
+    link_key: CardKey | None = None,
     source: SourceFacts = UNKNOWN_SOURCE,
     on_progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
-    """Load one file (a seekable binary stream) under `source_key`; never raises for its content."""
+    """Load one file (a seekable binary stream) under `source_key`; never raises for its content.
+
+    `link_key`: the previous card key during a rotation's overlap window
+    (`CardKeys.linking_key`); each card is hashed with it too and the two hashes linked.
+    """
     facts = inspect_file(stream)
-    file = file_version(source_key, facts, source, key)
+    file = file_version(source_key, facts, source, key, link_key)
     whole_file_refusal = refusal_of_name(source_key) or facts.refusal
     if whole_file_refusal is not None:
         return warehouse.record_attempt(file, Status.REFUSED, _ledger_text(whole_file_refusal))
     try:
         return warehouse.load(
-            file, lambda: clean_batches(stream, facts, file, key, on_progress=on_progress)
+            file,
+            lambda: clean_batches(
+                stream, facts, file, key, link_key=link_key, on_progress=on_progress
+            ),
         )
     except UnreadableFile as unreadable:
         return warehouse.record_attempt(file, Status.REFUSED, error_text_of(unreadable))
@@ -186,6 +291,7 @@ def load_path(
     *,
     warehouse: Warehouse,
     key: CardKey,
+    link_key: CardKey | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Load a local file; its modification time orders it against the key's other versions."""
@@ -196,6 +302,7 @@ def load_path(
             source_key,
             warehouse=warehouse,
             key=key,
+            link_key=link_key,
             source=SourceFacts(modified_at=modified_at),
             on_progress=on_progress,
         )

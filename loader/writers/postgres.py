@@ -29,7 +29,11 @@ With a deadline (a Lambda invocation), the transaction's `statement_timeout` end
 that would outlive it: the server cancels the statement and the transaction rolls back.
 
 The first load with a card key version records the key's fingerprint in `raw.card_keys`;
-every later load compares its own and refuses (`CardKeyMismatch`) when they differ.
+every later load compares its own and refuses (`CardKeyMismatch`) when they differ, or
+(`CardKeySuperseded`) when a rotation moved away from the version it holds as current.
+During a rotation's overlap window the same transaction records the links between the two
+keys' hashes of each card (`raw.card_links`), and each refused line keeps the hash of the
+card it holds.
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ import tempfile
 from collections.abc import Iterable
 
 import psycopg
+import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from loader.batches import NO_DEADLINE, BatchFactory, CleanBatch, Deadline
-from loader.errors import CardKeyMismatch
+from loader.hashing import KeyRecord, check_key_record
 from loader.ledger import (
     FileVersion,
     LoadResult,
@@ -56,7 +61,14 @@ from loader.ledger import (
     ledger_row,
     result_of,
 )
-from loader.schema import LEDGER_COLUMNS, REJECTED_COLUMNS, TRANSACTION_COLUMNS, ensure_schema
+from loader.pseudonyms import card_hash_of, links_of
+from loader.schema import (
+    CARD_LINK_COLUMNS,
+    LEDGER_COLUMNS,
+    REJECTED_COLUMNS,
+    TRANSACTION_COLUMNS,
+    ensure_schema,
+)
 from loader.validation import RejectedRow
 
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -96,6 +108,12 @@ _DECIDE = decision_query(
     }
 )
 _SPOOL_BYTES = 4 << 20
+# A card seen again in another file of the overlap window has its link already.
+_INSERT_LINK = (
+    f"insert into raw.card_links ({', '.join(CARD_LINK_COLUMNS)})"
+    f" values ({', '.join(f'%({column})s' for column in CARD_LINK_COLUMNS[:-1])}, now())"
+    " on conflict (card_hash, previous_card_hash) do nothing"
+)
 
 
 def lock_id(source_key: str) -> int:
@@ -116,7 +134,7 @@ class PostgresWarehouse:
     def __init__(self, database_url: str, *, deadline: Deadline = NO_DEADLINE) -> None:
         self.database_url = database_url
         self.deadline = deadline
-        self._verified_keys: set[tuple[str, str]] = set()
+        self._verified_keys: set[tuple[str, str, bool]] = set()
 
     def _connect(self) -> Connection:
         return psycopg.connect(self.database_url, autocommit=True, application_name="cafe-loader")
@@ -153,21 +171,31 @@ class PostgresWarehouse:
         return result_of(file, status, RowCounts(), error_text)
 
     def _verify_card_key(self, connection: Connection, file: FileVersion) -> None:
-        version, fingerprint = file.card_key_version, file.card_key_fingerprint
-        if version is None or fingerprint is None or (version, fingerprint) in self._verified_keys:
-            return
-        connection.execute(
-            "insert into raw.card_keys (key_version, fingerprint, recorded_at)"
-            " values (%s, %s, now()) on conflict (key_version) do nothing",
-            (version, fingerprint),
-        )
-        recorded = connection.execute(
-            "select fingerprint, recorded_at from raw.card_keys where key_version = %s",
-            (version,),
-        ).fetchone()
-        if recorded is None or recorded[0] != fingerprint:
-            raise CardKeyMismatch(version, f"{recorded[1]:%Y-%m-%d}" if recorded else None)
-        self._verified_keys.add((version, fingerprint))
+        """The file's key (and its linking key) as `raw.card_keys` records them, or refuse.
+
+        A version's first use records its fingerprint; every later use compares its own.
+        """
+        for version, fingerprint, current in (
+            (file.card_key_version, file.card_key_fingerprint, True),
+            (file.link_key_version, file.link_key_fingerprint, False),
+        ):
+            if version is None or fingerprint is None:
+                continue
+            if (version, fingerprint, current) in self._verified_keys:
+                continue
+            connection.execute(
+                "insert into raw.card_keys (key_version, fingerprint, recorded_at)"
+                " values (%s, %s, now()) on conflict (key_version) do nothing",
+                (version, fingerprint),
+            )
+            recorded = connection.execute(
+                "select fingerprint, recorded_at, overlap_ends_at, retired_at"
+                " from raw.card_keys where key_version = %s",
+                (version,),
+            ).fetchone()
+            record = KeyRecord(str(recorded[0]), *recorded[1:]) if recorded else None
+            check_key_record(version, fingerprint, record, current=current)
+            self._verified_keys.add((version, fingerprint, current))
 
     def _limit_to_deadline(self, connection: Connection) -> None:
         remaining = self.deadline.remaining_for_work()
@@ -215,6 +243,7 @@ class PostgresWarehouse:
         connection: Connection, file: FileVersion, batches: Iterable[CleanBatch]
     ) -> RowCounts:
         counts = RowCounts()
+        links: list[pa.Table] = []
         with tempfile.SpooledTemporaryFile(_SPOOL_BYTES, mode="w+", newline="") as spool:
             refusals = csv.writer(spool)
             with connection.cursor() as cursor:
@@ -232,11 +261,16 @@ class PostgresWarehouse:
                             for rejected in batch.rejected
                         )
                         counts += batch.counts
+                        if links_of(batch).num_rows:
+                            links.append(links_of(batch))
                 if counts.rejected:
                     spool.seek(0)
                     with cursor.copy(_COPY_REJECTED) as copy:
                         while chunk := spool.read(1 << 16):
                             copy.write(chunk)
+                if links:
+                    # A few rows per distinct card: plain inserts, pipelined by psycopg.
+                    cursor.executemany(_INSERT_LINK, pa.concat_tables(links).to_pylist())
         return counts
 
 
@@ -250,5 +284,5 @@ def _decision_values(file: FileVersion) -> dict[str, object]:
     }
 
 
-def _rejected_fields(row: RejectedRow) -> tuple[int, str, str]:
-    return (row.line_number, row.reason, row.raw_line)
+def _rejected_fields(row: RejectedRow) -> tuple[int, str, str, str | None, str | None]:
+    return (row.line_number, row.reason, row.raw_line, *card_hash_of(row))

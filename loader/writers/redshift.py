@@ -59,7 +59,8 @@ import pyarrow.parquet as pq
 
 from loader.aws import aws_client
 from loader.batches import NO_DEADLINE, BatchFactory, CleanBatch, Deadline
-from loader.errors import CafeError, CardKeyMismatch, ConfigurationError
+from loader.errors import CafeError, ConfigurationError
+from loader.hashing import KeyRecord, check_key_record
 from loader.ledger import (
     LEDGER_TABLE,
     FileVersion,
@@ -70,7 +71,13 @@ from loader.ledger import (
     ledger_row,
     result_of,
 )
-from loader.schema import LEDGER_COLUMNS, REJECTED_COLUMNS, TRANSACTION_COLUMNS
+from loader.pseudonyms import CARD_LINKS_SCHEMA, card_hash_of, links_of
+from loader.schema import (
+    CARD_LINK_COLUMNS,
+    LEDGER_COLUMNS,
+    REJECTED_COLUMNS,
+    TRANSACTION_COLUMNS,
+)
 from loader.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,6 +92,8 @@ REJECTED_SCHEMA: Final = pa.schema(
         pa.field("line_number", pa.int32(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("raw_line", pa.string()),
+        pa.field("card_hash", pa.string()),
+        pa.field("card_key_version", pa.string()),
     ]
 )
 PARQUET_COMPRESSION: Final = "snappy"
@@ -163,7 +172,7 @@ class RedshiftWarehouse:
         self.timeout_seconds = timeout_seconds
         self.sleep = sleep
         self.deadline = deadline
-        self._verified_keys: set[tuple[str, str]] = set()
+        self._verified_keys: set[tuple[str, str, bool]] = set()
 
     @classmethod
     def from_settings(
@@ -202,8 +211,10 @@ class RedshiftWarehouse:
         staged = Status(str(likely)).holds_rows
         prefix = staged_prefix(file.load_id)
         try:
-            counts = self._stage(file, batches(), prefix) if staged else RowCounts()
-            self.run_transaction(self.load_statements(file, counts, staged=staged))
+            counts, linked = RowCounts(), False
+            if staged:
+                counts, linked = self._stage(file, batches(), prefix)
+            self.run_transaction(self.load_statements(file, counts, staged=staged, linked=linked))
         finally:
             if staged:
                 self._delete_prefix(prefix)
@@ -215,7 +226,9 @@ class RedshiftWarehouse:
 
     # -- SQL -------------------------------------------------------------------------------
 
-    def load_statements(self, file: FileVersion, counts: RowCounts, *, staged: bool) -> list[str]:
+    def load_statements(
+        self, file: FileVersion, counts: RowCounts, *, staged: bool, linked: bool = False
+    ) -> list[str]:
         """The statements of one load's transaction, in order."""
         key = sql_literal(file.source_key)
         location = f"s3://{self.target.bucket}/{staged_prefix(file.load_id)}"
@@ -258,31 +271,42 @@ class RedshiftWarehouse:
                         f'insert into "raw".{table} ({listed}, {stamps[table]})'
                         f" select {listed}, {NOW} from {staging} where {_LOADABLE}"
                     )
+            if linked:
+                statements += link_statements(location + "links/", role)
         statements.append(close_statement(file, counts))
         return statements
 
     def _verify_card_key(self, file: FileVersion) -> None:
-        version, fingerprint = file.card_key_version, file.card_key_fingerprint
-        if version is None or fingerprint is None or (version, fingerprint) in self._verified_keys:
-            return
-        # The lock makes the first use of a version record one fingerprint, not two.
-        self.run_transaction(
-            [
-                f"lock {CARD_KEYS_TABLE}",
-                f"insert into {CARD_KEYS_TABLE} (key_version, fingerprint, recorded_at)"
-                f" select {sql_literal(version)}, {sql_literal(fingerprint)}, {NOW}"
+        """The file's key (and its linking key) as `raw.card_keys` records them, or refuse."""
+        for version, fingerprint, current in (
+            (file.card_key_version, file.card_key_fingerprint, True),
+            (file.link_key_version, file.link_key_fingerprint, False),
+        ):
+            if version is None or fingerprint is None:
+                continue
+            if (version, fingerprint, current) in self._verified_keys:
+                continue
+            # The lock makes the first use of a version record one fingerprint, not two.
+            self.run_transaction(
+                [
+                    f"lock {CARD_KEYS_TABLE}",
+                    f"insert into {CARD_KEYS_TABLE} (key_version, fingerprint, recorded_at)"
+                    f" select {sql_literal(version)}, {sql_literal(fingerprint)}, {NOW}"
+                    f" from {CARD_KEYS_TABLE} where key_version = {sql_literal(version)}"
+                    " having count(*) = 0",
+                ]
+            )
+            recorded = self.query(
+                "select fingerprint, recorded_at, overlap_ends_at, retired_at"
                 f" from {CARD_KEYS_TABLE} where key_version = {sql_literal(version)}"
-                " having count(*) = 0",
-            ]
-        )
-        recorded = self.query(
-            f"select fingerprint, recorded_at from {CARD_KEYS_TABLE}"
-            f" where key_version = {sql_literal(version)}"
-        )
-        if not recorded or any(row[0] != fingerprint for row in recorded):
-            mismatch = [row for row in recorded if row[0] != fingerprint]
-            raise CardKeyMismatch(version, str(mismatch[0][1])[:10] if mismatch else None)
-        self._verified_keys.add((version, fingerprint))
+            )
+            # Redshift enforces no primary key: any row that disagrees refuses the key.
+            records = [KeyRecord(str(row[0]), *row[1:]) for row in recorded]
+            disagreeing = [record for record in records if record.fingerprint != fingerprint]
+            checked: list[KeyRecord | None] = [*(disagreeing or records)] or [None]
+            for record in checked:
+                check_key_record(version, fingerprint, record, current=current)
+            self._verified_keys.add((version, fingerprint, current))
 
     def _outcome(self, file: FileVersion) -> LoadResult:
         rows = self.query(
@@ -358,8 +382,12 @@ class RedshiftWarehouse:
 
     # -- staging ---------------------------------------------------------------------------
 
-    def _stage(self, file: FileVersion, batches: Iterator[CleanBatch], prefix: str) -> RowCounts:
+    def _stage(
+        self, file: FileVersion, batches: Iterator[CleanBatch], prefix: str
+    ) -> tuple[RowCounts, bool]:
+        """Stage every batch; the counts, and whether any card links were staged."""
         counts = RowCounts()
+        linked = False
         for part, batch in enumerate(batches):
             counts += batch.counts
             if batch.rows.num_rows:
@@ -368,7 +396,13 @@ class RedshiftWarehouse:
                 self._put_parquet(
                     f"{prefix}rejected/part-{part:05d}.parquet", rejected_table(batch, file)
                 )
-        return counts
+            links = links_of(batch)
+            if links.num_rows:
+                linked = True
+                self._put_parquet(
+                    f"{prefix}links/part-{part:05d}.parquet", links.cast(CARD_LINKS_SCHEMA)
+                )
+        return counts, linked
 
     def _put_parquet(self, key: str, table: pa.Table) -> None:
         buffer = io.BytesIO()
@@ -383,6 +417,23 @@ class RedshiftWarehouse:
             ]
             if objects:
                 self.s3.delete_objects(Bucket=self.target.bucket, Delete={"Objects": objects})
+
+
+def link_statements(location: str, role: str) -> list[str]:
+    """Stage the batch's card links and add those `raw.card_links` does not hold yet."""
+    staged = ", ".join(CARD_LINK_COLUMNS[:-1])
+    new_link = (
+        'not exists (select 1 from "raw".card_links as held'
+        " where held.card_hash = staged_links.card_hash"
+        " and held.previous_card_hash = staged_links.previous_card_hash)"
+    )
+    return [
+        f'create temp table staged_links as select {staged} from "raw".card_links limit 0',
+        f"copy staged_links from {sql_literal(location)} iam_role {role} format as parquet",
+        f'insert into "raw".card_links ({", ".join(CARD_LINK_COLUMNS)})'
+        f" select distinct {staged}, {NOW} from staged_links"
+        f" where {_LOADABLE} and {new_link}",
+    ]
 
 
 def decision_of(file: FileVersion) -> str:
@@ -451,6 +502,8 @@ def rejected_table(batch: CleanBatch, file: FileVersion) -> pa.Table:
             "line_number": [row.line_number for row in batch.rejected],
             "reason": [row.reason for row in batch.rejected],
             "raw_line": [row.raw_line for row in batch.rejected],
+            "card_hash": [card_hash_of(row)[0] for row in batch.rejected],
+            "card_key_version": [card_hash_of(row)[1] for row in batch.rejected],
         },
         schema=REJECTED_SCHEMA,
     )

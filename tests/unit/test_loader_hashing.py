@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from loader.errors import ConfigurationError, MissingCardKey
+from loader.errors import CardKeyMismatch, ConfigurationError, MissingCardKey
 from loader.hashing import (
     FINGERPRINT_LABEL,
     CardKey,
+    CardKeySuperseded,
+    KeyRecord,
+    check_key_record,
     create_key_file,
+    erasure_fingerprint,
+    fingerprint_matches,
     hash_card,
     key_fingerprint,
     key_from_secret_string,
@@ -70,3 +75,34 @@ def test_secret_string_forms() -> None:
         key_from_secret_string("not hex", "cfg")
     with pytest.raises(ConfigurationError):
         key_from_secret_string("abcd", "cfg")  # too short to be a key
+
+
+def test_a_key_is_refused_unless_the_warehouse_knows_it_as_it_is_used() -> None:
+    key = CardKey(b"a" * 32, "v1")
+    fingerprint = key_fingerprint(key)
+    check_key_record("v1", fingerprint, KeyRecord(fingerprint), current=True)
+    with pytest.raises(CardKeyMismatch, match="cafe rotate-key"):
+        check_key_record("v1", fingerprint, KeyRecord("0" * 64, "2024-01-02"), current=True)
+    with pytest.raises(CardKeyMismatch):
+        check_key_record("v1", fingerprint, None, current=True)
+    rotated_away = KeyRecord(fingerprint, "2024-01-02", overlap_ends_at="2024-04-01")
+    with pytest.raises(CardKeySuperseded, match="rotated away from"):
+        check_key_record("v1", fingerprint, rotated_away, current=True)
+    check_key_record("v1", fingerprint, rotated_away, current=False)  # the linking key
+    retired = KeyRecord(fingerprint, "2024-01-02", retired_at="2024-02-03 10:00:00+00")
+    with pytest.raises(CardKeySuperseded, match="retired on 2024-02-03"):
+        check_key_record("v1", fingerprint, retired, current=False)
+
+
+def test_an_erasure_fingerprint_is_neither_the_hash_nor_recognisable_without_the_card() -> None:
+    digits = "4111111111111111"
+    first, second = erasure_fingerprint(digits), erasure_fingerprint(digits)
+    assert first != second  # a random salt per record: two records cannot be joined
+    assert fingerprint_matches(first, digits) and fingerprint_matches(second, digits)
+    assert not fingerprint_matches(first, "4111111111111112")
+    assert not fingerprint_matches("scrypt$garbage", digits)
+    key = CardKey(b"a" * 32, "v1")
+    assert hash_card(key, digits) not in first
+    assert digits not in first and hashlib.sha256(digits.encode()).hexdigest() not in first
+    salt = bytes(16)
+    assert erasure_fingerprint(digits, salt=salt) == erasure_fingerprint(digits, salt=salt)
