@@ -1,15 +1,26 @@
 """Grafana alert rules for the pipeline, as a Grafana 11 file-provisioning document.
 
-Two rules, each a warehouse SQL query (A) and a threshold expression (B):
+Four rules, each a warehouse SQL query (A) and a threshold expression (B):
 
-- a branch is silent: `rpt_branch_freshness.is_silent` (no export for more than the dbt var
-  `silent_after_hours`);
-- a branch's files had too many rejected rows over the last 24 hours.
+- a branch is silent: `rpt_branch_freshness.is_silent`, no export for more than the dbt var
+  `silent_after_hours` (26). The mart is a view over the live ledger whose ages use the
+  clock of the query that reads it, so the rule fires 26 hours after the last export (plus
+  at most one evaluation interval), whenever dbt last ran;
+- a branch's files had too many rejected rows over the last 24 hours;
+- a file brought a header column never seen before (drift) in the last 24 hours: one
+  instance per new column, from `rpt_file_loads.unknown_columns` over all history;
+- an integrity check of the latest `dbt build` failed (grain, relationships,
+  reconciliation, privacy: what stops the marts that depend on it); data-value warnings
+  never alert, they are on Pipeline health's "Build checks".
 
 SQL datasources return one alert instance per row when the query is a table with string
-columns (the labels) and exactly one numeric column (the value), so each branch alerts on
-its own. Provisioning files are run through Grafana's environment-variable interpolation,
-which would eat `$__timeFilter`; a literal `$` is written `$$` there.
+columns (the labels) and exactly one numeric column (the value), so each branch, column or
+check alerts on its own; a query with no row is "no data", which these rules treat as OK.
+Provisioning files are run through Grafana's environment-variable interpolation, which
+would eat `$__timeFilter`; a literal `$` is written `$$` there.
+
+The group is evaluated every `Flavour.poll_interval`: 5 minutes on PostgreSQL, hourly on
+Redshift, whose serverless warehouse bills every wake-up (issue 14 point 10).
 """
 
 from __future__ import annotations
@@ -18,11 +29,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from cafe.dashboards.flavours import Flavour, ResultFormat
+from cafe.dashboards.operations import (
+    FAILED_STATUSES,
+    columns_first_seen_cte,
+    drift_columns_ctes,
+    latest_runs_cte,
+    sql_list,
+)
 from cafe.dbt_project import silent_after_hours
 
 FOLDER = "Cafe ELT"
 GROUP = "cafe-pipeline"
-EVALUATION_INTERVAL = "5m"
 REJECTED_ROWS_THRESHOLD = 10
 DAY_SECONDS = 86_400
 EXPRESSION_DATASOURCE_UID = "__expr__"
@@ -75,9 +92,58 @@ GROUP BY 1
             pending_for="0s",
             summary=f"{{{{ $labels.branch_name }}}}: more than {REJECTED_ROWS_THRESHOLD} rejected "
             "rows in the last 24 hours",
-            description="Lines of this branch's files were refused by validation. The reasons "
-            "are on the Pipeline health dashboard (Top rejection reasons) and in "
-            "raw.rejected_rows.",
+            description="Lines of this branch's files were refused by validation. The fields "
+            "they failed on are on the Pipeline health dashboard (Rejected lines by field), "
+            "the lines themselves in raw.rejected_rows.",
+        ),
+        AlertQuery(
+            uid="cafe-new-column",
+            title="New column in a branch export",
+            sql=f"""
+WITH {drift_columns_ctes(flavour.schema)},
+
+{columns_first_seen_cte()}
+
+SELECT
+    column_name,
+    files AS files_with_column
+FROM columns_seen
+WHERE $__timeFilter(first_seen_at_utc)
+""",
+            threshold=0,
+            lookback_seconds=DAY_SECONDS,
+            pending_for="0s",
+            summary="A branch export has a column never seen before: {{ $labels.column_name }}",
+            description="A till export's header named a column the loader does not know. The "
+            "file was loaded without it (every known column still is). Pipeline health's "
+            "Column drift table shows which files and branches carry it: decide whether the "
+            "loader should learn it (a synonym of a known column, or a new one).",
+        ),
+        AlertQuery(
+            uid="cafe-build-integrity",
+            title="Integrity check failed in the latest dbt build",
+            sql=f"""
+WITH {latest_runs_cte(flavour.schema)}
+
+SELECT
+    results.node_name AS check_name,
+    CASE WHEN results.failures > 0 THEN results.failures ELSE 1 END AS failing_rows
+FROM {flavour.schema}.rpt_build_results AS results
+INNER JOIN latest_runs
+    ON results.command = latest_runs.command
+    AND results.run_started_at_utc = latest_runs.run_started_at_utc
+WHERE latest_runs.command = 'build'
+    AND results.check_kind = 'integrity'
+    AND results.status IN ({sql_list(FAILED_STATUSES)})
+""",
+            threshold=0,
+            lookback_seconds=DAY_SECONDS,
+            pending_for="0s",
+            summary="dbt integrity check {{ $labels.check_name }} failed in the latest build",
+            description="A grain, relationship, reconciliation or privacy test failed (or "
+            "could not run) in the latest dbt build: the marts that depend on it were not "
+            "refreshed. Pipeline health's Build checks table lists the checks, worst first; "
+            "`cafe build` (or the scheduled build's log) says why.",
         ),
     )
 
@@ -134,7 +200,7 @@ def alert_provisioning(flavour: Flavour) -> dict[str, Any]:
                 "orgId": 1,
                 "name": GROUP,
                 "folder": FOLDER,
-                "interval": EVALUATION_INTERVAL,
+                "interval": flavour.poll_interval,
                 "rules": [_rule(query, flavour) for query in alert_queries(flavour)],
             }
         ],

@@ -61,6 +61,9 @@ class Flavour:
     datasource: DataSourceRef
     sql_key: str
     formats: dict[ResultFormat, str | int]
+    # The shortest interval at which something unattended (an alert rule's evaluation, an
+    # operations dashboard left open on auto-refresh) may query this warehouse.
+    poll_interval: str
 
     @property
     def schema(self) -> str:
@@ -100,11 +103,17 @@ POSTGRES = Flavour(
     datasource=DataSourceRef(type_val="grafana-postgresql-datasource", uid=POSTGRES_UID),
     sql_key="rawSql",
     formats={ResultFormat.TIME_SERIES: "time_series", ResultFormat.TABLE: "table"},
+    # A PostgreSQL server costs the same busy or idle, and the ledger marts answer in
+    # milliseconds: poll often, so an alert fires minutes after its condition holds.
+    poll_interval="5m",
 )
 REDSHIFT = Flavour(
     name="redshift",
     datasource=DataSourceRef(type_val="grafana-redshift-datasource", uid=REDSHIFT_UID),
     sql_key="rawSQL",
     formats={ResultFormat.TIME_SERIES: 0, ResultFormat.TABLE: 1},
+    # Redshift Serverless bills every wake-up for at least 60 s of its base capacity: a
+    # 5-minute poll keeps it awake all month (issue 14 point 10, infra/README.md "Costs").
+    poll_interval="1h",
 )
 FLAVOURS: tuple[Flavour, ...] = (POSTGRES, REDSHIFT)

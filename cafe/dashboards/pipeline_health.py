@@ -1,10 +1,19 @@
 """The operations dashboard "Pipeline health" (uid `pipeline-health`), for whoever runs the loads.
 
-Warehouse panels read the load ledger marts (`rpt_file_loads`, `rpt_rejection_reasons_daily`,
-`rpt_branch_freshness`); AWS panels read CloudWatch: the loader Lambda's invocations,
-errors, duration and throttles, and the depth of the landing queue's dead-letter queue.
-The Lambda function and the queue are dashboard variables (text boxes defaulting to the
-names the CloudFormation stack gives them), so one dashboard serves every environment.
+Top first: is every branch fresh and did the last build hold (freshness per branch, build
+checks), then what the loader did (files and rows per hour, failed or dead load attempts,
+column drift, rejected lines by field, load latency), then the AWS side from CloudWatch.
+
+Warehouse panels read the operations marts: `rpt_file_loads` and `rpt_branch_freshness`
+are views over the live ledger, so a load shows as it happens and ages are measured with
+the clock of the query that reads them, whenever dbt last ran; `rpt_build_results` holds
+every build's and freshness run's checks; `rpt_rejection_reasons_daily` the refused lines
+by the field their reason names. AWS panels read CloudWatch: the loader Lambda's
+invocations, errors, duration and throttles, the loader's own outcome metrics (namespace
+`CafeElt`, among them files deferred near the invocation's deadline, which no ledger row
+records) and the depth of the landing queue's dead-letter queue. The Lambda function and
+the queue are dashboard variables (text boxes defaulting to the names the CloudFormation
+stack gives them), so one dashboard serves every environment.
 """
 
 from __future__ import annotations
@@ -19,7 +28,13 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from cafe.dashboards.flavours import CLOUDWATCH, Flavour, ResultFormat
 from cafe.dashboards.layout import Grid, legend, thresholds
-from cafe.dbt_project import expected_file_interval_hours, silent_after_hours
+from cafe.dashboards.operations import (
+    columns_first_seen_cte,
+    drift_columns_ctes,
+    latest_runs_cte,
+    status_rank,
+)
+from cafe.dbt_project import expected_file_interval_hours, int_var, silent_after_hours
 from loader.settings import DEFAULT_DLQ
 
 UID = "pipeline-health"
@@ -29,6 +44,19 @@ DEFAULT_LAMBDA_FUNCTION = "cafe-elt-loader"
 # and a branch is silent after `silent_after_hours`.
 EXPECTED_EXPORT_HOURS = expected_file_interval_hours()
 SILENT_AFTER_HOURS = silent_after_hours()
+DEAD_AFTER_MINUTES = int_var("started_load_dead_after_minutes")
+# The loader's own metrics (loader/handler.py; a test holds the two equal). Not imported:
+# that module is the Lambda entry point and sets up logging when imported.
+LOADER_METRICS_NAMESPACE = "CafeElt"
+LOADER_SERVICE = "cafe-loader"
+# Outcome metrics of the loader, each a count per file (or per message for LoadsDeferred).
+LOADER_OUTCOMES = (
+    ("FilesLoaded", "Loaded"),
+    ("DuplicatesSkipped", "Duplicates"),
+    ("StaleVersionsSkipped", "Stale versions"),
+    ("LoadsDeferred", "Deferred (deadline)"),
+    ("LoadErrors", "Errors"),
+)
 
 
 def _hourly_timeseries(
@@ -53,27 +81,44 @@ ORDER BY 1
     )
 
 
+# The series of "Files per hour": (label, the attempts it counts, fixed colour or None).
+FILE_OUTCOMES: tuple[tuple[str, str, str | None], ...] = (
+    ("Loaded", "status = 'loaded'", "green"),
+    ("Replaced", "status = 'replaced'", None),
+    ("Duplicate", "status = 'duplicate'", None),
+    ("Stale", "status = 'stale'", "yellow"),
+    ("Running", "status = 'started' AND NOT is_abandoned", "blue"),
+    ("Died", "is_abandoned", "dark-red"),
+    ("Failed", "status IN ('failed', 'refused')", "red"),
+)
+
+
 def files_per_hour(flavour: Flavour, grid: Grid) -> timeseries.Panel:
     panel = _hourly_timeseries(
         flavour,
         "Files per hour",
-        "Load attempts per hour by outcome (loaded, replaced, duplicate, failed, refused).",
-        "count(CASE WHEN status = 'loaded' THEN 1 END) AS \"Loaded\",\n"
-        "    count(CASE WHEN status = 'replaced' THEN 1 END) AS \"Replaced\",\n"
-        "    count(CASE WHEN status = 'duplicate' THEN 1 END) AS \"Duplicate\",\n"
-        "    count(CASE WHEN status IN ('failed', 'refused') THEN 1 END) AS \"Failed\"",
+        "Load attempts per hour by outcome: loaded, replaced (a corrected re-export), "
+        "duplicate (same bytes as a current file), stale (older than the version already "
+        "loaded), running, died (started and never finished: "
+        f"still running after {DEAD_AFTER_MINUTES} minutes), failed or refused.",
+        ",\n    ".join(
+            f'count(CASE WHEN {counted} THEN 1 END) AS "{label}"'
+            for label, counted, _ in FILE_OUTCOMES
+        ),
     )
     panel.draw_style(common_models.GraphDrawStyle.BARS).fill_opacity(80).stacking(
         common_builders.StackingConfig().mode(common_models.StackingMode.NORMAL)
-    ).unit("short").override_by_name(
-        "Failed",
-        [
-            dashboard_models.DynamicConfigValue(
-                id_val="color", value={"mode": "fixed", "fixedColor": "red"}
-            )
-        ],
-    )
+    ).unit("short")
+    for label, _, color in FILE_OUTCOMES:
+        if color:
+            panel.override_by_name(label, [_fixed_color(color)])
     return grid.place(panel, 12, 8)
+
+
+def _fixed_color(color: str) -> dashboard_models.DynamicConfigValue:
+    return dashboard_models.DynamicConfigValue(
+        id_val="color", value={"mode": "fixed", "fixedColor": color}
+    )
 
 
 def rows_per_hour(flavour: Flavour, grid: Grid) -> timeseries.Panel:
@@ -102,8 +147,8 @@ def load_latency(flavour: Flavour, grid: Grid) -> timeseries.Panel:
 def rejection_reasons(flavour: Flavour, grid: Grid) -> bargauge.Panel:
     sql = f"""
 SELECT
-    reason_category AS "Reason",
-    sum(rejected_rows) AS "Rejected rows"
+    reason_category AS "Field",
+    sum(rejected_rows) AS "Rejected lines"
 FROM {flavour.schema}.rpt_rejection_reasons_daily
 WHERE $__timeFilter(day_utc)
 GROUP BY reason_category
@@ -112,8 +157,12 @@ LIMIT 10
 """
     panel = (
         bargauge.Panel()
-        .title("Top rejection reasons")
-        .description("Why lines were refused, most frequent first.")
+        .title("Rejected lines by field")
+        .description(
+            "Refused lines by the field their reason names (date, basket, total, ...; "
+            "`line` for a line that could not be split). Reasons never quote a value: "
+            "the lines themselves are in raw.rejected_rows, for the data team."
+        )
         .datasource(flavour.datasource)
         .with_target(flavour.target(sql, ResultFormat.TABLE))
         .orientation(common_models.VizOrientation.HORIZONTAL)
@@ -122,6 +171,7 @@ LIMIT 10
         .unit("short")
         .min(0)
         .thresholds(thresholds((None, "orange")))
+        .no_value("No rejected lines")
     )
     return grid.place(panel, 12, 8)
 
@@ -139,8 +189,9 @@ ORDER BY hours_since_last_file DESC, branch_name
         stat.Panel()
         .title("Freshness per branch")
         .description(
-            f"Hours since each branch's last export. Branches export once a day: "
-            f"amber past {EXPECTED_EXPORT_HOURS} h, red (silent) past "
+            f"Hours since each branch's last export, measured when this panel is read (from "
+            f"the live ledger, not at the last dbt build). Branches export once a day: "
+            f"amber past {EXPECTED_EXPORT_HOURS} h, red (silent, the alert fires) past "
             f"{SILENT_AFTER_HOURS} h."
         )
         .datasource(flavour.datasource)
@@ -167,27 +218,179 @@ ORDER BY hours_since_last_file DESC, branch_name
     return grid.place(panel, 12, 8)
 
 
+ValueMapping = (
+    dashboard_models.ValueMap
+    | dashboard_models.RangeMap
+    | dashboard_models.RegexMap
+    | dashboard_models.SpecialValueMap
+)
+
+
+def _status_colors() -> list[ValueMapping]:
+    """Each run-result status in its colour, for a table cell coloured by its value."""
+    colors = {
+        "error": "red",
+        "runtime error": "red",
+        "fail": "red",
+        "warn": "orange",
+        "skipped": "purple",
+        "pass": "green",
+        "success": "green",
+    }
+    return [
+        dashboard_models.ValueMap(
+            options={
+                status: dashboard_models.ValueMappingResult(color=color, index=index)
+                for index, (status, color) in enumerate(colors.items())
+            }
+        )
+    ]
+
+
+def _colored_cells() -> dashboard_models.DynamicConfigValue:
+    return dashboard_models.DynamicConfigValue(
+        id_val="custom.cellOptions", value={"type": "color-background"}
+    )
+
+
+def build_checks(flavour: Flavour, grid: Grid) -> table.Panel:
+    # Not time-filtered: the latest runs are what holds now, whatever range is on screen.
+    sql = f"""
+WITH {latest_runs_cte(flavour.schema)}
+
+SELECT
+    results.node_name AS "Check",
+    results.check_kind AS "Kind",
+    results.status AS "Status",
+    results.failures AS "Rows found",
+    results.age_hours AS "Hours since load",
+    results.tested_node AS "Tested",
+    results.failures_relation AS "Failing rows in",
+    results.run_started_at_utc AS "Run started"
+FROM {flavour.schema}.rpt_build_results AS results
+INNER JOIN latest_runs
+    ON results.command = latest_runs.command
+    AND results.run_started_at_utc = latest_runs.run_started_at_utc
+WHERE results.check_kind <> 'build' OR results.status IN ('error', 'skipped')
+ORDER BY {status_rank("results.status")}, results.check_kind, results.node_name
+"""
+    panel = (
+        table.Panel()
+        .title("Build checks")
+        .description(
+            "The checks of the latest `dbt build` and the latest `dbt source freshness`, worst "
+            "first (plus any model of that build that errored or was skipped). integrity: "
+            "grain, relationships, reconciliation, privacy; a failure stops the marts that "
+            "depend on it, and an alert fires. data_value: a finding about the data (a "
+            "warning); the build goes on and the failing rows are stored where the last "
+            "column says. freshness: hours since each source last received a load."
+        )
+        .datasource(flavour.datasource)
+        .with_target(flavour.target(sql, ResultFormat.TABLE))
+        .mappings(_status_colors())
+        .override_by_name("Status", [_colored_cells()])
+        .no_value("No build recorded yet")
+    )
+    return grid.place(panel, 12, 8)
+
+
 def failed_loads(flavour: Flavour, grid: Grid) -> table.Panel:
     sql = f"""
+WITH attempts AS (
+    SELECT
+        source_key,
+        CASE WHEN is_abandoned THEN 'died' ELSE status END AS outcome,
+        row_number() OVER (
+            PARTITION BY source_key ORDER BY started_at_utc DESC, load_id DESC
+        ) AS recency
+    FROM {flavour.schema}.rpt_file_loads
+),
+
+latest_attempts AS (
+    SELECT
+        source_key,
+        outcome
+    FROM attempts
+    WHERE recency = 1
+)
+
 SELECT
-    started_at_utc AS "Started",
-    branch_name AS "Branch",
-    source_key AS "File",
-    status AS "Status",
-    error_text AS "Error"
-FROM {flavour.schema}.rpt_file_loads
-WHERE $__timeFilter(started_at_utc)
-    AND status IN ('failed', 'refused')
-ORDER BY started_at_utc DESC
+    loads.started_at_utc AS "Started",
+    loads.branch_name AS "Branch",
+    loads.source_key AS "File",
+    CASE WHEN loads.is_abandoned THEN 'died' ELSE loads.status END AS "Outcome",
+    CASE
+        WHEN loads.is_abandoned
+            THEN 'started and never finished (the loader timed out or was killed)'
+        ELSE loads.error_text
+    END AS "Error",
+    latest_attempts.outcome AS "Latest attempt"
+FROM {flavour.schema}.rpt_file_loads AS loads
+INNER JOIN latest_attempts ON loads.source_key = latest_attempts.source_key
+WHERE $__timeFilter(loads.started_at_utc)
+    AND (loads.status IN ('failed', 'refused') OR loads.is_abandoned)
+ORDER BY loads.started_at_utc DESC
 LIMIT 100
 """
     panel = (
         table.Panel()
         .title("Failed loads")
-        .description("Files that could not be loaded at all, newest first.")
+        .description(
+            "Files that could not be loaded at all, and load attempts that died (still "
+            f"`started` {DEAD_AFTER_MINUTES} minutes after they began: a Lambda timeout or a "
+            'killed process), newest first. "Latest attempt" is the file\'s newest attempt: '
+            "`loaded` there means a retry has since succeeded."
+        )
         .datasource(flavour.datasource)
         .with_target(flavour.target(sql, ResultFormat.TABLE))
         .no_value("No failed loads")
+    )
+    return grid.place(panel, 12, 8)
+
+
+def column_drift(flavour: Flavour, grid: Grid) -> table.Panel:
+    sql = f"""
+WITH {drift_columns_ctes(flavour.schema)},
+
+{columns_first_seen_cte()},
+
+latest_files AS (
+    SELECT
+        column_name,
+        source_key,
+        row_number() OVER (
+            PARTITION BY column_name ORDER BY started_at_utc DESC, source_key DESC
+        ) AS recency
+    FROM drift_columns
+)
+
+SELECT
+    columns_seen.column_name AS "Column",
+    columns_seen.first_seen_at_utc AS "First seen",
+    columns_seen.last_seen_at_utc AS "Last seen",
+    columns_seen.files AS "Files",
+    columns_seen.branches AS "Branches",
+    latest_files.source_key AS "Latest file"
+FROM columns_seen
+INNER JOIN latest_files
+    ON columns_seen.column_name = latest_files.column_name
+    AND latest_files.recency = 1
+WHERE $__timeFilter(columns_seen.last_seen_at_utc)
+ORDER BY columns_seen.first_seen_at_utc DESC, columns_seen.column_name
+"""
+    panel = (
+        table.Panel()
+        .title("Column drift")
+        .description(
+            "Header columns the loader does not know, seen in the time range: they are not "
+            "loaded (every known column still is). First seen is when the first file with "
+            "the column arrived, over all history; a column first seen in the last 24 hours "
+            "raises the new-column alert. Names are as the file spelt them (a card number "
+            "in a header refuses the file)."
+        )
+        .datasource(flavour.datasource)
+        .with_target(flavour.target(sql, ResultFormat.TABLE))
+        .no_value("No unknown columns")
     )
     return grid.place(panel, 12, 8)
 
@@ -287,8 +490,27 @@ def lambda_panels(grid: Grid) -> list[timeseries.Panel]:
             )
         )
     )
+    outcomes = _cloudwatch_panel(
+        "Loader outcomes",
+        "What the loader reported per file (CloudWatch, namespace "
+        f"{LOADER_METRICS_NAMESPACE}). Deferred: a file not started because the invocation "
+        "was too close to its deadline; SQS delivers it again, and no ledger row records it.",
+        "short",
+    ).draw_style(common_models.GraphDrawStyle.BARS)
+    for ref_id, (metric, label) in zip("ABCDE", LOADER_OUTCOMES, strict=True):
+        outcomes.with_target(
+            _metric(
+                ref_id,
+                LOADER_METRICS_NAMESPACE,
+                metric,
+                "Sum",
+                {"service": LOADER_SERVICE},
+                label,
+            )
+        )
     return [
         grid.place(invocations, 12, 8),
+        grid.place(outcomes, 12, 8),
         grid.place(duration, 12, 8),
         grid.place(throttles, 12, 8),
         grid.place(dead_letters, 12, 8),
@@ -310,13 +532,13 @@ def build(flavour: Flavour) -> dashboard_builders.Dashboard:
         dashboard_builders.Dashboard(TITLE)
         .uid(UID)
         .description(
-            "Is every branch's daily file arriving and loading? Load ledger marts "
-            "and the loader's CloudWatch metrics."
+            "Is every branch's daily file arriving and loading, and did the last build "
+            "hold? Load ledger and build results marts, and the loader's CloudWatch metrics."
         )
         .tags(["cafe-elt", "operations", flavour.name])
         .timezone("utc")
         .time("now-7d", "now")
-        .refresh("5m")
+        .refresh(flavour.poll_interval)
         .readonly()
         .with_variable(
             _text_variable("lambda_function", "Loader function", DEFAULT_LAMBDA_FUNCTION)
@@ -324,12 +546,14 @@ def build(flavour: Flavour) -> dashboard_builders.Dashboard:
         .with_variable(_text_variable("dlq_name", "Dead-letter queue", DEFAULT_DLQ))
     )
     panels: list[object] = [
+        branch_freshness(flavour, grid),
+        build_checks(flavour, grid),
         files_per_hour(flavour, grid),
         rows_per_hour(flavour, grid),
-        load_latency(flavour, grid),
-        rejection_reasons(flavour, grid),
-        branch_freshness(flavour, grid),
         failed_loads(flavour, grid),
+        column_drift(flavour, grid),
+        rejection_reasons(flavour, grid),
+        load_latency(flavour, grid),
         *lambda_panels(grid),
     ]
     for panel in panels:

@@ -1,13 +1,16 @@
 """Run a dashboard's SQL the way Grafana would, against a PostgreSQL warehouse.
 
-Used by `cafe report` (the business dashboard without Grafana) and by the tests that prove
-every panel query runs on the marts. Variables are resolved like a freshly opened dashboard:
-each query variable is "All" of the options its own query returns; text boxes keep their
-default.
+Used by `cafe report` (the business dashboard without Grafana), by the tests that prove
+every panel query runs on the marts, and by the benchmarks (`time_panel_queries`: each
+panel query's wall time, to find the slowest panel). Variables are resolved like a freshly
+opened dashboard: each query variable is "All" of the options its own query returns; text
+boxes keep their default.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -115,3 +118,61 @@ def _aware(value: datetime | date) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"expected a timestamptz, got {value!r}")
     return value
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    """One SQL target of a dashboard panel, as the flavour's datasource stores it."""
+
+    panel_title: str
+    ref_id: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class PanelTiming:
+    panel_title: str
+    ref_id: str
+    seconds: float
+    rows: int
+
+
+def panel_queries(dashboard: Mapping[str, Any], flavour: Flavour) -> list[PanelQuery]:
+    """Every SQL target on the flavour's warehouse datasource, in panel order (CloudWatch and
+    other datasources are left out)."""
+    found = []
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets", []):
+            if target.get("datasource", {}).get("uid") == flavour.datasource.uid:
+                found.append(PanelQuery(panel["title"], target["refId"], target[flavour.sql_key]))
+    return found
+
+
+def time_panel_queries(
+    connection: psycopg.Connection[Any],
+    dashboard: Mapping[str, Any],
+    flavour: Flavour,
+    window: TimeRange,
+    *,
+    repeat: int = 1,
+) -> list[PanelTiming]:
+    """Run every panel query of `dashboard` over `window` as Grafana would and time each.
+
+    Variables are resolved first (not timed), as on a freshly opened dashboard. A query's
+    time is the wall time from sending the SQL to holding every row in Python, the fastest
+    of `repeat` runs; `rows` is how many rows it returned. On a Redshift flavour the SQL
+    is that plugin's expansion, so `connection` must reach a warehouse that runs it.
+    """
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    variables = resolve_variables(connection, dashboard, flavour, window)
+    timings = []
+    for query in panel_queries(dashboard, flavour):
+        sql = render(query.sql, flavour.name, window, variables)
+        fastest, rows = math.inf, 0
+        for _ in range(repeat):
+            started = time.perf_counter()
+            rows = len(run_sql(connection, sql).rows)
+            fastest = min(fastest, time.perf_counter() - started)
+        timings.append(PanelTiming(query.panel_title, query.ref_id, fastest, rows))
+    return timings

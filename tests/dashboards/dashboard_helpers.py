@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,3 +82,42 @@ def marts_read(queries: list[SqlPanelQuery]) -> set[str]:
         for word in query.sql.replace("(", " ").split()
         if word.startswith("reporting.rpt_")
     }
+
+
+def panel_target_sql(dashboard_uid: str, flavour: Flavour, title: str) -> str:
+    """The SQL of the (single-target) panel `title` of a dashboard, in the flavour's model."""
+    build = DASHBOARDS[f"{dashboard_uid}.json"]
+    dashboard = dashboard_json(build, flavour)
+    panel = next(p for p in dashboard["panels"] if p["title"] == title)
+    (target,) = panel["targets"]
+    sql = target[flavour.sql_key]
+    assert isinstance(sql, str)
+    return sql
+
+
+def alert_rule_sql(flavour: Flavour, uid: str) -> tuple[str, float]:
+    """An alert rule's query as Grafana runs it (provisioning escape undone) and its threshold."""
+    group = alert_documents()[flavour.name]["groups"][0]
+    rule = next(r for r in group["rules"] if r["uid"] == uid)
+    query = rule["data"][0]
+    threshold = rule["data"][1]["model"]["conditions"][0]["evaluator"]["params"][0]
+    # Undo the provisioning escape exactly as Grafana's interpolation does.
+    sql = query["model"][flavour.sql_key].replace("$$", "$")
+    assert isinstance(sql, str)
+    return sql, float(threshold)
+
+
+def loader_metric_names() -> set[str]:
+    """Every metric name the Lambda handler publishes (`add_metric` / `single_metric` calls)."""
+    tree = ast.parse((ROOT / "loader" / "handler.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            function = node.func
+            called = getattr(function, "attr", None) or getattr(function, "id", None)
+            if called in ("add_metric", "single_metric"):
+                for keyword in node.keywords:
+                    if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+                        names.add(str(keyword.value.value))
+    assert names, "no metric found in loader/handler.py"
+    return names

@@ -3,26 +3,67 @@
 Both flavours' SQL is expanded with its own plugin's macro rules and run on PostgreSQL
 (the Redshift flavour is plain SQL after expansion); each result must have the columns its
 panel type needs, and the two flavours must agree row for row.
+
+Pipeline health also reads what the session's marts do not hold yet: the results of dbt's
+checks and of `dbt source freshness` (the session builds without tests), and a file whose
+header has a column the loader does not know. `pipeline_history` adds them to the session's
+database once, through the real loader and dbt, before this module's tests run; it appends
+history only (a ledger row without lines, run results), so the sales marts the other
+modules read are unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from conftest import Marts
-from dashboard_helpers import SqlPanelQuery, alert_documents, marts_read, sql_panel_queries
+from dashboard_helpers import (
+    SqlPanelQuery,
+    alert_rule_sql,
+    marts_read,
+    panel_target_sql,
+    sql_panel_queries,
+)
 
-from cafe.dashboards import cafe_sales
+from cafe.commands.build import run_dbt
+from cafe.dashboards import cafe_sales, pipeline_health
 from cafe.dashboards.flavours import FLAVOURS, POSTGRES, REDSHIFT, Flavour
 from cafe.dashboards.macros import TimeRange, Variable
 from cafe.dashboards.provisioning import dashboard_json
 from cafe.dashboards.queries import QueryResult, resolve_variables, run_panel_sql, run_sql
+from loader.hashing import load_card_key
+from loader.service import load_path
+from loader.writers import open_warehouse
 
 Connection = psycopg.Connection[Any]
 QUERIES = sql_panel_queries()
+EXPORT_HEADER = "date,location,name,basket,total,payment_type,card_number"
+DRIFT_COLUMN = "tip"
+# The operations marts Pipeline health reads; `dbt build` of these runs their own tests.
+PIPELINE_MARTS = ("rpt_file_loads", "rpt_branch_freshness", "rpt_rejection_reasons_daily")
+SOURCES = {"till.transactions", "till.loaded_files", "till.rejected_rows"}
+WORST_FIRST = ("error", "runtime error", "fail", "warn", "skipped", "pass")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pipeline_history(marts: Marts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # A Leeds export from the generated period (so no branch looks fresher) with a header
+    # naming one column more than the export, and no line.
+    drift = tmp_path_factory.mktemp("drift") / "leeds_20-03-2024_18-45-00.csv"
+    drift.write_bytes(f"{EXPORT_HEADER},{DRIFT_COLUMN}\r\n".encode())
+    settings = marts.settings
+    result = load_path(
+        drift, drift.name, warehouse=open_warehouse(settings), key=load_card_key(settings)
+    )
+    assert result.status.value == "loaded", result
+    assert run_dbt(["build", "--select", *PIPELINE_MARTS], settings) == 0
+    # Freshness is judged on load times: every source was loaded minutes ago.
+    assert run_dbt(["source", "freshness"], settings) == 0
+    yield
 
 
 @pytest.fixture(scope="session")
@@ -151,13 +192,15 @@ def test_footfall_peaks_in_the_morning_or_at_lunch(
     assert busiest in {"08:00", "09:00", "12:00", "13:00"}, by_hour
 
 
-def _alert_sql(flavour: Flavour, uid: str) -> tuple[str, int]:
-    group = alert_documents()[flavour.name]["groups"][0]
-    rule = next(r for r in group["rules"] if r["uid"] == uid)
-    query = rule["data"][0]
-    threshold = rule["data"][1]["model"]["conditions"][0]["evaluator"]["params"][0]
-    # Undo the provisioning escape exactly as Grafana's interpolation does.
-    return query["model"][flavour.sql_key].replace("$$", "$"), threshold
+def _firing(
+    connection: Connection, flavour: Flavour, uid: str, window: TimeRange
+) -> dict[str, float]:
+    """label -> value of every instance an alert rule's query yields, and which fire."""
+    sql, threshold = alert_rule_sql(flavour, uid)
+    result = run_panel_sql(connection, sql, flavour, window, {})
+    # Grafana's SQL alerting: string columns are the labels, the one numeric column the value.
+    assert [c.is_numeric for c in result.columns] == [False, True], uid
+    return {label: value for label, value in result.rows if value > threshold}
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
@@ -165,19 +208,73 @@ def test_alert_queries_run_and_fire_where_they_should(
     flavour: Flavour, marts_connection: Connection, marts: Marts
 ) -> None:
     last_day = TimeRange(datetime.now(UTC) - timedelta(days=1), datetime.now(UTC))
-    sql, threshold = _alert_sql(flavour, "cafe-rejected-rows")
+    sql, _ = alert_rule_sql(flavour, "cafe-rejected-rows")
     rejected = {
         row[0]: row[1] for row in run_panel_sql(marts_connection, sql, flavour, last_day, {}).rows
     }
-    firing = {branch for branch, count in rejected.items() if count > threshold}
     assert rejected[marts.broken_branch] == marts.broken_lines
-    assert firing == {marts.broken_branch}
+    assert _firing(marts_connection, flavour, "cafe-rejected-rows", last_day) == {
+        marts.broken_branch: marts.broken_lines
+    }
 
-    sql, threshold = _alert_sql(flavour, "cafe-branch-silent")
-    silent = run_panel_sql(marts_connection, sql, flavour, last_day, {})
-    assert [c.is_numeric for c in silent.columns] == [False, True]
+    silent = _firing(marts_connection, flavour, "cafe-branch-silent", last_day)
     # Every export in the test data is dated weeks or years ago: every branch is silent.
-    assert silent.rows and all(value > threshold for _, value in silent.rows)
+    branches = run_sql(marts_connection, "SELECT branch_name FROM reporting.rpt_branch_freshness")
+    assert set(silent) == set(branches.column("branch_name")) and len(silent) >= 3
+
+    # The Leeds file with a `tip` column arrived minutes ago: a column never seen before.
+    assert _firing(marts_connection, flavour, "cafe-new-column", last_day) == {DRIFT_COLUMN: 1}
+    # Yesterday's window does not hold its arrival: nothing new then.
+    day_before = TimeRange(last_day.start - timedelta(days=1), last_day.start)
+    assert _firing(marts_connection, flavour, "cafe-new-column", day_before) == {}
+
+    # Every integrity check of the latest build passed (its data-value warnings do not count).
+    assert _firing(marts_connection, flavour, "cafe-build-integrity", last_day) == {}
+
+
+def _build_checks(connection: Connection, flavour: Flavour, window: TimeRange) -> QueryResult:
+    sql = panel_target_sql(pipeline_health.UID, flavour, "Build checks")
+    return run_panel_sql(connection, sql, flavour, window, {})
+
+
+def test_build_checks_show_the_latest_build_and_freshness_run_worst_first(
+    marts_connection: Connection, whole_period: TimeRange
+) -> None:
+    result = _build_checks(marts_connection, POSTGRES, whole_period)
+    rows = list(result.as_dicts())
+    latest_build = run_sql(
+        marts_connection,
+        "SELECT node_name, check_kind, status FROM reporting.rpt_build_results"
+        " WHERE run_started_at_utc = (SELECT max(run_started_at_utc)"
+        " FROM reporting.rpt_build_results WHERE command = 'build')"
+        " AND resource_type = 'test'",
+    )
+    tests = {(r["node_name"], r["check_kind"], r["status"]) for r in latest_build.as_dicts()}
+    assert {"integrity", "data_value"} <= {kind for _, kind, _ in tests}
+    freshness = {(r["Check"], r["Kind"]) for r in rows if r["Kind"] == "freshness"}
+    assert freshness == {(source, "freshness") for source in SOURCES}
+    # Every test of the latest (partial) build and every source of the freshness run, and
+    # nothing else: the build's models all succeeded, its exposures are no checks.
+    assert {(r["Check"], r["Kind"], r["Status"]) for r in rows if r["Kind"] != "freshness"} == (
+        tests
+    )
+    assert len(rows) == len(tests) + len(SOURCES)
+    # Freshness is judged on load times (minutes ago here), in hours since the last load.
+    assert all(0 <= r["Hours since load"] < 1 for r in rows if r["Kind"] == "freshness")
+    assert all(r["Run started"] is not None for r in rows)
+    ranks = [WORST_FIRST.index(r["Status"]) for r in rows]
+    assert ranks == sorted(ranks), [r["Status"] for r in rows]
+
+
+def test_column_drift_lists_each_unknown_column_with_its_files(
+    marts_connection: Connection, whole_period: TimeRange
+) -> None:
+    for flavour in FLAVOURS:
+        sql = panel_target_sql(pipeline_health.UID, flavour, "Column drift")
+        rows = list(run_panel_sql(marts_connection, sql, flavour, whole_period, {}).as_dicts())
+        assert [(r["Column"], r["Files"], r["Branches"]) for r in rows] == [(DRIFT_COLUMN, 1, 1)]
+        assert rows[0]["Latest file"] == "leeds_20-03-2024_18-45-00.csv"
+        assert rows[0]["First seen"] == rows[0]["Last seen"]
 
 
 def test_reporting_role_can_read_every_mart_a_dashboard_uses(marts: Marts) -> None:

@@ -14,6 +14,7 @@ from dashboard_helpers import (
     ROOT,
     alert_documents,
     all_dashboards,
+    loader_metric_names,
     marts_read,
     provisioned_datasources,
     sql_panel_queries,
@@ -28,7 +29,7 @@ from cafe.dashboards.flavours import (
     Flavour,
     ResultFormat,
 )
-from cafe.dashboards.macros import TimeRange, Variable, render
+from cafe.dashboards.macros import TimeRange, Variable, parse_interval, render
 from cafe.dashboards.provisioning import main as generate_main
 from cafe.dashboards.provisioning import rendered_files, stale_files
 
@@ -212,15 +213,68 @@ def test_cloudwatch_panels(flavour: Flavour) -> None:
     targets = _cloudwatch_targets(dashboard)
     lambda_metrics = {t["metricName"] for t in targets if t["namespace"] == "AWS/Lambda"}
     assert lambda_metrics == {"Invocations", "Errors", "Duration", "Throttles"}
+    loader_metrics = {t["metricName"] for t in targets if t["namespace"] == "CafeElt"}
+    # The outcomes the ledger cannot show (deferred files have no row) among them, and only
+    # metrics the loader publishes.
+    assert {"StaleVersionsSkipped", "LoadsDeferred"} <= loader_metrics <= loader_metric_names()
     for target in targets:
         assert target["queryMode"] == "Metrics" and target["statistic"]
         assert target["region"] == "default" and target["matchExact"] is True
         if target["namespace"] == "AWS/Lambda":
             assert target["dimensions"] == {"FunctionName": "$lambda_function"}
+        elif target["namespace"] == "CafeElt":
+            # The loader's metrics carry the service dimension only (FilesLoaded also exists
+            # per branch, which an exact match leaves out).
+            assert target["dimensions"] == {"service": "cafe-loader"}
         else:
             assert target["namespace"] == "AWS/SQS"
             assert target["metricName"] == "ApproximateNumberOfMessagesVisible"
             assert target["dimensions"] == {"QueueName": "$dlq_name"}
+
+
+def test_loader_metric_names_match_the_lambda_handler() -> None:
+    from loader import handler
+
+    assert pipeline_health.LOADER_METRICS_NAMESPACE == handler.METRICS_NAMESPACE
+    assert pipeline_health.LOADER_SERVICE == handler.SERVICE_NAME
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
+def test_pipeline_health_contents(flavour: Flavour) -> None:
+    dashboard = next(d for f, d in DASHBOARDS if f is flavour and d["uid"] == pipeline_health.UID)
+    panels = {p["title"]: p for p in dashboard["panels"]}
+    # What answers "is everything fine?" comes first, top left to right.
+    assert [p["title"] for p in dashboard["panels"][:2]] == ["Freshness per branch", "Build checks"]
+    assert {"Files per hour", "Failed loads", "Column drift", "Rejected lines by field"} <= set(
+        panels
+    )
+
+    def sql(title: str) -> str:
+        (target,) = panels[title]["targets"]
+        text = target[flavour.sql_key]
+        assert isinstance(text, str)
+        return text
+
+    for series in ("Stale", "Running", "Died"):
+        assert f'AS "{series}"' in sql("Files per hour")
+    assert "is_abandoned" in sql("Failed loads")
+    assert "reporting.rpt_build_results" in sql("Build checks")
+    assert "unknown_columns" in sql("Column drift")
+    assert "reason_category" in sql("Rejected lines by field")
+    # The latest runs and the state of the branches, whatever range is on screen.
+    for title in ("Build checks", "Freshness per branch"):
+        assert "$__timeFilter" not in sql(title)
+    status = next(
+        o
+        for o in panels["Build checks"]["fieldConfig"]["overrides"]
+        if o["matcher"]["options"] == "Status"
+    )
+    assert {"id": "custom.cellOptions", "value": {"type": "color-background"}} in status[
+        "properties"
+    ]
+    (mapping,) = panels["Build checks"]["fieldConfig"]["defaults"]["mappings"]
+    assert mapping["options"]["error"]["color"] == "red"
+    assert mapping["options"]["warn"]["color"] == "orange"
 
 
 def test_freshness_panel_turns_red_when_a_branch_is_silent() -> None:
@@ -252,6 +306,14 @@ def test_dashboard_provider_points_at_one_flavour_folder() -> None:
     assert provider["options"]["path"].endswith("/$__env{CAFE_WAREHOUSE}")
 
 
+ALERT_MARTS = {
+    "cafe-branch-silent": {"rpt_branch_freshness"},
+    "cafe-rejected-rows": {"rpt_file_loads"},
+    "cafe-new-column": {"rpt_file_loads"},
+    "cafe-build-integrity": {"rpt_build_results"},
+}
+
+
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
 def test_alert_rules_structure(flavour: Flavour) -> None:
     document = alert_documents()[flavour.name]
@@ -259,8 +321,8 @@ def test_alert_rules_structure(flavour: Flavour) -> None:
     (group,) = document["groups"]
     assert group["folder"] and group["interval"] and group["orgId"] == 1
     rules = {rule["uid"]: rule for rule in group["rules"]}
-    assert set(rules) == {"cafe-branch-silent", "cafe-rejected-rows"}
-    for rule in rules.values():
+    assert set(rules) == set(ALERT_MARTS)
+    for uid, rule in rules.items():
         ref_ids = [query["refId"] for query in rule["data"]]
         assert rule["condition"] in ref_ids
         query, threshold = rule["data"]
@@ -270,10 +332,32 @@ def test_alert_rules_structure(flavour: Flavour) -> None:
         assert threshold["datasourceUid"] == "__expr__"
         assert threshold["model"]["type"] == "threshold"
         assert threshold["model"]["expression"] == "A"
+        # A query that returns nothing means nothing is wrong (no silent branch, no new column).
+        assert rule["noDataState"] == "OK" and rule["execErrState"] == "Error"
         sql = query["model"][flavour.sql_key]
         # Provisioning files are env-interpolated: every literal dollar must be doubled.
         assert "$" not in sql.replace("$$", "")
+        read = {word.split(".", 1)[1] for word in sql.split() if word.startswith("reporting.")}
+        assert read == ALERT_MARTS[uid], uid
     assert "is_silent" in rules["cafe-branch-silent"]["data"][0]["model"][flavour.sql_key]
+
+
+def test_warehouse_backed_alert_rules_of_redshift_are_evaluated_at_most_hourly() -> None:
+    # Each evaluation wakes Redshift Serverless, billed for at least 60 s of its base
+    # capacity: every 5 minutes keeps it awake all month (issue 14 point 10).
+    (group,) = alert_documents()[REDSHIFT.name]["groups"]
+    assert parse_interval(group["interval"]) >= 3600
+    # A Redshift dashboard left open on auto-refresh must not poll it more often either.
+    for flavour, dashboard in DASHBOARDS:
+        if flavour is REDSHIFT and dashboard["refresh"]:
+            assert parse_interval(dashboard["refresh"]) >= 3600, dashboard["uid"]
+
+
+def test_postgres_alert_rules_are_evaluated_every_few_minutes() -> None:
+    # A local PostgreSQL costs nothing more busy than idle: the silent-branch alert fires
+    # within minutes of the 26th hour.
+    (group,) = alert_documents()[POSTGRES.name]["groups"]
+    assert parse_interval(group["interval"]) <= 300
 
 
 @pytest.mark.parametrize(
