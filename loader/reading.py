@@ -389,7 +389,7 @@ class _Numbering:
     layout: ColumnLayout
 
     def block_of(self, batch: pa.RecordBatch, malformed: dict[int, tuple[str, int]]) -> Block:
-        spans = np.asarray(_embedded_line_breaks(batch), dtype=np.int64) + 1
+        spans = _embedded_line_breaks(batch) + 1
         out: list[MalformedLine] = []
         if not malformed:  # the usual case: rows follow each other, no malformed line between
             starts = self.line + np.cumsum(spans) - spans
@@ -404,7 +404,10 @@ class _Numbering:
                 self.line += span
             self._take_malformed(malformed, out)
         table = pa.Table.from_batches([batch]).append_column("line_number", pa.array(starts))
-        return Block(_export_columns(table.filter(_not_blank(batch)), self.layout), out)
+        blank = _blank(batch)
+        if blank is not None:
+            table = table.filter(pc.invert(blank))
+        return Block(_export_columns(table, self.layout), out)
 
     def leftovers(self, malformed: dict[int, tuple[str, int]]) -> list[MalformedLine]:
         out: list[MalformedLine] = []
@@ -424,18 +427,34 @@ class _Numbering:
             self.line += 1 + len(_LINE_BREAK.findall(text))
 
 
-def _not_blank(batch: pa.RecordBatch) -> pa.Array:
-    """Rows with at least one non-empty field (pyarrow reads a blank line as all-empty)."""
+def _blank(batch: pa.RecordBatch) -> pa.Array | None:
+    """Which rows are blank lines (pyarrow reads one as all-empty fields); None when none is,
+    as the first column tells in one pass in nearly every block."""
+    if batch.num_columns == 0 or not pc.any(pc.equal(pc.binary_length(batch.column(0)), 0)).as_py():
+        return None
     filled = [pc.greater(pc.binary_length(column), 0) for column in batch.columns]
     mask = filled[0]
     for column_filled in filled[1:]:
         mask = pc.or_(mask, column_filled)
-    return mask
+    return pc.invert(mask)
 
 
-def _embedded_line_breaks(batch: pa.RecordBatch) -> pa.Array:
-    counts = [pc.count_substring_regex(column, _LINE_BREAK_PATTERN) for column in batch.columns]
-    total = counts[0]
-    for count in counts[1:]:
-        total = pc.add(total, count)
+def _embedded_line_breaks(batch: pa.RecordBatch) -> np.ndarray[tuple[int], np.dtype[np.int64]]:
+    """How many line breaks each row's values hold (CRLF, LF or a lone CR, as pyarrow splits
+    lines). Only the columns whose bytes hold a CR or LF at all are counted row by row."""
+    total = np.zeros(batch.num_rows, dtype=np.int64)
+    for column in batch.columns:
+        if _holds_line_break_bytes(column):
+            counts = pc.count_substring_regex(column, _LINE_BREAK_PATTERN)
+            total += counts.to_numpy(zero_copy_only=False)
     return total
+
+
+def _holds_line_break_bytes(column: pa.Array) -> bool:
+    """Whether a string column's character data holds a CR or LF byte (UTF-8 and the
+    encodings pyarrow transcodes to it never use those bytes inside another character)."""
+    data = column.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    view = np.frombuffer(data, dtype=np.uint8)
+    return bool(np.any(view == 0x0A) or np.any(view == 0x0D))
