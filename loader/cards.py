@@ -87,6 +87,10 @@ _TOKEN: Final = re.compile(f"(\\\\x00)|({_DIGIT})|{_SEPARATOR}")
 RE2_CARD_LIKE_RUN: Final = _run_pattern(
     r"\p{Nd}", r"\p{Nd}", _re2_class(SEPARATORS), _re2_class(INVISIBLES), MIN_MASKED_DIGITS
 )
+# The same character classes for RE2: Python's whitespace (what `str.strip()` removes) and
+# the separators a card number may be written with.
+RE2_WHITESPACE: Final = _re2_class(WHITESPACE)
+RE2_SEPARATOR: Final = _re2_class(SEPARATORS)
 
 
 @dataclass(frozen=True, slots=True)

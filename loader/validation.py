@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -38,17 +38,16 @@ import pyarrow.compute as pc
 
 from loader.cards import (
     RE2_CARD_LIKE_RUN,
-    SEPARATORS,
+    RE2_SEPARATOR,
+    RE2_WHITESPACE,
     contains_card_like_number,
     mask_all_digits,
     mask_card_numbers,
 )
 from loader.contract import (
-    AMOUNT_PATTERN,
     BASKET_PATTERN,
     CARD_DIGITS_PATTERN,
     COLUMNS,
-    DATE_PATTERN,
     ITEM_SEPARATOR,
     MAX_BASKET_BYTES,
     MAX_BASKET_ITEMS,
@@ -199,6 +198,15 @@ def validate_fields(
     )
 
 
+def _location_problem(branch: str) -> str | None:
+    """The rule a trimmed location breaks, or None."""
+    if not branch:
+        return "is empty"
+    if _too_long(branch, MAX_BRANCH_BYTES):
+        return f"is longer than {MAX_BRANCH_BYTES} bytes"
+    return None
+
+
 def first_problem(
     fields: Sequence[str], rules: LineRules, absent: frozenset[str] = frozenset()
 ) -> str | None:
@@ -215,11 +223,9 @@ def first_problem(
     problem = date_problem(date_text.strip(), rules)
     if problem is not None:
         return reason("date", problem)
-    branch = location.strip()
-    if not branch:
-        return reason("location", "is empty")
-    if _too_long(branch, MAX_BRANCH_BYTES):
-        return reason("location", f"is longer than {MAX_BRANCH_BYTES} bytes")
+    problem = _location_problem(location.strip())
+    if problem is not None:
+        return reason("location", problem)
     if _too_long(name.strip(), MAX_NAME_BYTES):
         return reason("name", f"is longer than {MAX_NAME_BYTES} bytes")
     problem = basket_problem(basket)
@@ -254,14 +260,22 @@ ACCEPTED_SCHEMA: Final = pa.schema(
         pa.field("card_digits", pa.string()),
     ]
 )
+_AMOUNT_TYPE: Final = pa.decimal128(12, 2)
 
-# RE2 (pyarrow's regex engine) reads \d and \s as ASCII only, Python as Unicode: these
-# classes are the Unicode ones, so a block check never misses what Python would catch.
-_RE2_SPACE: Final = r"[\s\p{Z}\x{1c}-\x{1f}\x{85}]"
-# After trimming ASCII spaces, a value must not start or end with any other space-like
-# character, so that the trimmed value equals Python's str.strip() of it.
-_RE2_EDGE_SPACE: Final = f"^{_RE2_SPACE}|{_RE2_SPACE}$"
-_RE2_CARD_SEPARATOR: Final = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SEPARATORS) + "]"
+# The block check takes only values already in their canonical form (no spaces around them,
+# separators-free or plainly separated card numbers, ...) and never accepts a value the rule
+# book refuses; whatever it does not take goes through `validate_fields`, which decides and
+# explains. Its patterns are the rule book's or stricter:
+#   a date whose time of day exists; its day is checked once per distinct day (`_whole_day`);
+_FAST_DATE: Final = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} (?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+_DAY_CHARS: Final = len("dd/mm/YYYY")
+#   a total of at most 9 integer digits and 2 decimals: 11 digits, never card-like;
+_FAST_TOTAL: Final = r"^[0-9]{1,9}(?:\.[0-9]{1,2})?$"
+_FAST_CARD_DIGITS: Final = f"^{CARD_DIGITS_PATTERN}$"
+#   free text (a name, a basket) without a NUL or anything the masker would mask, and a name
+#   without the spaces around it that the rule book would trim.
+_HIDDEN_OR_CARD: Final = f"\\x00|{RE2_CARD_LIKE_RUN}"
+_UNTRIMMED: Final = f"^{RE2_WHITESPACE}|{RE2_WHITESPACE}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,92 +284,175 @@ class BlockResult:
     rejected: list[RejectedRow]
 
 
-def _all(masks: list[pa.Array]) -> pa.Array:
-    result = masks[0]
-    for mask in masks[1:]:
-        result = pc.and_kleene(result, mask)
-    return result
-
-
-def _trimmed(column: pa.Array, checks: list[pa.Array]) -> pa.Array:
-    value = pc.utf8_trim(column, characters=" ")
-    checks.append(pc.invert(pc.match_substring_regex(value, _RE2_EDGE_SPACE)))
-    return value
-
-
-def _matches(column: pa.Array, pattern: str) -> pa.Array:
-    return pc.match_substring_regex(column, f"^(?:{pattern})$")
-
-
 def absent_columns(schema: pa.Schema) -> frozenset[str]:
     """The optional columns a block's file does not have (from its schema metadata)."""
     text = (schema.metadata or {}).get(ABSENT_COLUMNS_KEY, b"").decode()
     return frozenset(name for name in text.split(",") if name)
 
 
+@dataclass(frozen=True, slots=True)
+class _Distinct:
+    """A column as its distinct values and each row's index into them: a check of the
+    values runs once per distinct value (a block repeats its dates, branch, totals, payment
+    types and most baskets), and `rows` spreads its result back over the rows."""
+
+    values: pa.Array
+    indices: pa.Array
+
+    @classmethod
+    def of(cls, column: pa.Array) -> _Distinct:
+        encoded = pc.dictionary_encode(column)
+        return cls(encoded.dictionary, encoded.indices)
+
+    def rows(self, per_value: pa.Array) -> pa.Array:
+        return pc.take(per_value, self.indices)
+
+    def mapped(self, normalise: Callable[[str], str | None]) -> pa.Array:
+        """`normalise` of each row's value (None: refused), calling it once per distinct value."""
+        return self.rows(pa.array([normalise(v) for v in self.values.to_pylist()], pa.string()))
+
+
+def _matches(values: pa.Array, pattern: str) -> pa.Array:
+    return pc.match_substring_regex(values, pattern)
+
+
+def _clean_text(value: str) -> bool:
+    return "\x00" not in value and not contains_card_like_number(value)
+
+
+def _branch_name(value: str) -> str | None:
+    """The branch name a location loads as, or None when the rule book refuses it."""
+    branch = value.strip()
+    return branch if _clean_text(value) and _location_problem(branch) is None else None
+
+
+def _payment_type(value: str) -> str | None:
+    """The payment type a value loads as, or None when the rule book refuses it."""
+    normalised = value.strip().upper()
+    return normalised if _clean_text(value) and payment_type_problem(normalised) is None else None
+
+
+def _whole_day(day: str, rules: LineRules) -> bool:
+    """Whether every minute of a `dd/mm/YYYY` day is a date the rules accept: its first and
+    last minute are (the bounds are a day and a minute, so the minutes between are too)."""
+    return (
+        date_problem(f"{day} 00:00", rules) is None and date_problem(f"{day} 23:59", rules) is None
+    )
+
+
+def _date_ok(date: pa.Array, rules: LineRules) -> pa.Array:
+    dates = _Distinct.of(date)
+    days = _Distinct.of(pc.utf8_slice_codeunits(dates.values, 0, _DAY_CHARS))
+    whole_days = pa.array([_whole_day(day, rules) for day in days.values.to_pylist()], pa.bool_())
+    return dates.rows(pc.and_(_matches(dates.values, _FAST_DATE), days.rows(whole_days)))
+
+
+def _free_texts_ok(name: pa.Array, basket: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each row's name and basket checks: the two columns' distinct values share one scan
+    for hidden characters and card numbers (the pattern is costly to compile)."""
+    names, baskets = _Distinct.of(name), _Distinct.of(basket)
+    texts = pa.concat_arrays([names.values, baskets.values])
+    clean = pc.invert(_matches(texts, _HIDDEN_OR_CARD))
+    name_count = len(names.values)
+    return names.rows(_name_checks(names.values, clean.slice(0, name_count))), baskets.rows(
+        _basket_checks(baskets.values, clean.slice(name_count))
+    )
+
+
+def _name_checks(values: pa.Array, clean: pa.Array) -> pa.Array:
+    return _all(
+        [
+            clean,
+            pc.invert(_matches(values, _UNTRIMMED)),
+            pc.less_equal(pc.binary_length(values), MAX_NAME_BYTES),
+        ]
+    )
+
+
+def _basket_checks(values: pa.Array, clean: pa.Array) -> pa.Array:
+    checks = [
+        clean,
+        pc.less_equal(pc.binary_length(values), MAX_BASKET_BYTES),
+        _matches(values, f"^(?:{BASKET_PATTERN})$"),
+    ]
+    # Only a basket this long can hold more than MAX_BASKET_ITEMS items.
+    long_basket = pc.greater_equal(pc.utf8_length(values), MIN_CHARS_OVER_MAX_ITEMS)
+    if pc.any(long_basket).as_py():
+        few_items = pc.less(pc.count_substring(values, ITEM_SEPARATOR), MAX_BASKET_ITEMS)
+        checks.append(pc.or_(pc.invert(long_basket), few_items))
+    return _all(checks)
+
+
+def _amounts(total: pa.Array, rules: LineRules) -> tuple[pa.Array, pa.Array]:
+    """(ok, amount) of each row's total."""
+    totals = _Distinct.of(total)
+    form = _matches(totals.values, _FAST_TOTAL)
+    amounts = pc.cast(pc.if_else(form, totals.values, "0"), _AMOUNT_TYPE)
+    ok = pc.and_(form, pc.less_equal(amounts, pa.scalar(rules.max_total, _AMOUNT_TYPE)))
+    return totals.rows(ok), totals.rows(amounts)
+
+
+def _card_digits(card: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(is empty, its 12-19 digits without separators or null) of each row's card number."""
+    empty = pc.equal(pc.binary_length(card), 0)
+    plain = _matches(card, _FAST_CARD_DIGITS)
+    if pc.all(pc.or_(plain, empty)).as_py():
+        return empty, pc.if_else(plain, card, None)
+    digits = pc.replace_substring_regex(card, RE2_SEPARATOR, "")
+    return empty, pc.if_else(_matches(digits, _FAST_CARD_DIGITS), digits, None)
+
+
+def _all(masks: list[pa.Array]) -> pa.Array:
+    result = masks[0]
+    for mask in masks[1:]:
+        result = pc.and_kleene(result, mask)
+    return pc.fill_null(result, False)
+
+
 def validate_block(rows: pa.Table, rules: LineRules | None = None) -> BlockResult:
     """Validate a block (the seven export columns and `line_number`) in bulk."""
     rules = rules or LineRules.for_load()
     absent = absent_columns(rows.schema)
-    columns = [rows.column(name).combine_chunks() for name in COLUMNS]
-    date, location, name, basket, total, payment, card = columns
-    checks: list[pa.Array] = []
-    for column in columns:
-        checks.append(pc.invert(pc.match_substring(column, "\x00")))
-    # One scan of the data columns joined by a comma (which no card run spans) costs much
-    # less than one scan per column.
-    data_columns = pc.binary_join_element_wise(*columns[:_CARD_COLUMN], ",")
-    checks.append(pc.invert(pc.match_substring_regex(data_columns, RE2_CARD_LIKE_RUN)))
-    date = _trimmed(date, checks)
-    checks.append(_matches(date, DATE_PATTERN))
-    location = _trimmed(location, checks)
-    checks.append(pc.greater(pc.utf8_length(location), 0))
-    checks.append(pc.less_equal(pc.binary_length(location), MAX_BRANCH_BYTES))
-    name = _trimmed(name, checks)
-    checks.append(pc.less_equal(pc.binary_length(name), MAX_NAME_BYTES))
-    checks.append(pc.less_equal(pc.binary_length(basket), MAX_BASKET_BYTES))
-    checks.append(_matches(basket, BASKET_PATTERN))
-    long_basket = pc.greater_equal(pc.utf8_length(basket), MIN_CHARS_OVER_MAX_ITEMS)
-    if pc.any(long_basket).as_py():
-        few_items = pc.less(pc.count_substring(basket, ITEM_SEPARATOR), MAX_BASKET_ITEMS)
-        checks.append(pc.or_(pc.invert(long_basket), few_items))
-    total = _trimmed(total, checks)
-    checks.append(_matches(total, AMOUNT_PATTERN))
-    payment = pc.utf8_upper(_trimmed(payment, checks))
-    is_card = pc.equal(payment, "CARD")
-    card = _trimmed(card, checks)
-    digits = pc.replace_substring_regex(card, _RE2_CARD_SEPARATOR, "")
-    is_empty_card = pc.equal(pc.utf8_length(card), 0)
-    card_ok = pc.and_(is_card, _matches(digits, CARD_DIGITS_PATTERN))
-    if "card_number" in absent:
-        card_ok = pc.and_(is_card, is_empty_card)
-    checks.append(pc.or_(card_ok, pc.and_(pc.equal(payment, "CASH"), is_empty_card)))
-    ok = _all(checks)
-    amount = pc.cast(pc.if_else(ok, total, "0"), pa.decimal128(12, 2))
-    ok = pc.and_(ok, pc.less_equal(amount, pa.scalar(rules.max_total, pa.decimal128(12, 2))))
-    # Dates that match the pattern may still not exist (31/02) or lie out of bounds: a
-    # block holds a few hundred distinct minutes, each checked once.
-    distinct_dates = pc.unique(pc.filter(date, ok)).to_pylist()
-    missing = [value for value in distinct_dates if date_problem(value, rules) is not None]
-    if missing:
-        ok = pc.and_(ok, pc.invert(pc.is_in(date, value_set=pa.array(missing, pa.string()))))
-
+    date, location, name, basket, total, payment, card = (
+        rows.column(column).combine_chunks() for column in COLUMNS
+    )
+    branch_name = _Distinct.of(location).mapped(_branch_name)
+    payment_type = _Distinct.of(payment).mapped(_payment_type)
+    total_ok, amount = _amounts(total, rules)
+    empty_card, digits = _card_digits(card)
+    is_card = pc.equal(payment_type, "CARD")
+    if "card_number" in absent:  # anonymous card payments: the reader's empty values
+        card_ok = pc.and_(is_card, empty_card)
+    else:
+        card_ok = pc.and_(is_card, pc.is_valid(digits))
+    cash_ok = pc.and_(pc.equal(payment_type, "CASH"), empty_card)
+    name_ok, basket_ok = _free_texts_ok(name, basket)
+    ok = _all(
+        [
+            _date_ok(date, rules),
+            pc.is_valid(branch_name),
+            name_ok,
+            basket_ok,
+            total_ok,
+            pc.or_kleene(card_ok, cash_ok),
+        ]
+    )
     fast = pa.table(
         {
             "line_number": pc.cast(rows.column("line_number"), pa.int32()),
             "transaction_date": date,
-            "branch_name": location,
-            "customer_name": pc.if_else(pc.equal(pc.utf8_length(name), 0), None, name),
+            "branch_name": branch_name,
+            "customer_name": pc.if_else(pc.equal(pc.binary_length(name), 0), None, name),
             "basket": basket,
             "total_amount": amount,
-            "payment_type": payment,
-            "card_digits": pc.if_else(pc.and_(is_card, pc.invert(is_empty_card)), digits, None),
+            "payment_type": payment_type,
+            "card_digits": pc.if_else(is_card, digits, None),
         },
         schema=ACCEPTED_SCHEMA,
     ).filter(ok)
-    slow_rows = rows.filter(pc.invert(ok))
-    if slow_rows.num_rows == 0:
+    if fast.num_rows == rows.num_rows:
         return BlockResult(fast, [])
+    slow_rows = rows.filter(pc.invert(ok))
     accepted: list[AcceptedRow] = []
     rejected: list[RejectedRow] = []
     slow_fields = [slow_rows.column(name).to_pylist() for name in COLUMNS]
