@@ -13,11 +13,14 @@ order:
   grammar, totals within bounds, CARD or CASH, 12-19 digits on a CARD line and none on a
   CASH line) and the column sizes of `raw.transactions`.
 
-`validate_block` applies the same rules to a whole parsed block with pyarrow compute
-kernels, one pass per check; it only ever accepts a row that `validate_fields` would accept
-with the same values (its checks are the same or stricter), and sends every other row
-through `validate_fields` for the verdict and the reason. The property tests hold the two
-to that.
+`validate_block` applies the same rules to a whole parsed block, each column once per
+distinct value (a block repeats its dates, branch, totals, payment types and most
+baskets): the branch and the payment type through the rule book's own functions, the dates
+through it once per distinct day, the other columns with pyarrow's RE2 kernels. It takes
+only values in their canonical form and only ever accepts a row that `validate_fields`
+would accept with the same values (its checks are the same or stricter); every other row
+goes through `validate_fields` for the verdict and the reason. The property tests hold the
+two to that.
 
 Refused lines keep their text for `raw.rejected_rows`, masked: the card column keeps at
 most its last four digits whatever it holds, and every other card-like number is masked
