@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "cafe.commands.build",
     "cafe.commands.report",
     "cafe.commands.pipeline",
+    "cafe.commands.privacy",
 )
 
 

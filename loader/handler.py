@@ -18,6 +18,15 @@ bounds every wait of the writer, less `ANSWER_RESERVE_SECONDS` kept to record a 
 and answer. A file is not started with less than `MIN_SECONDS_TO_START` of work left: its
 message is reported as a failure, unstarted, and SQS delivers it again.
 
+Scheduled tasks: an event `{"task": "retention"}` (the daily EventBridge schedule) runs name
+retention (`loader.privacy.retention`, `CAFE_NAME_RETENTION_DAYS`) instead of loading.
+
+Card keys: the key ring (`loader.hashing.load_card_keys`) gives the current key and, during
+a rotation's overlap window, the previous one, which hashes every card too so the two hashes
+can be linked. A warm container keeps the ring it read for a few minutes; when the
+warehouse shows a rotation newer than that ring (`CardKeySuperseded`), the ring is read
+again and the file loaded once more.
+
 Keys reach the log only through the masker (`loader.service.stored_key`), as they reach
 the ledger: a card number typed into a file name never leaves the landing bucket. The AWS
 SDK's own debug logs quote every request's path and body, so their loggers are held above
@@ -32,7 +41,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -43,8 +52,10 @@ from loader.batches import Deadline, Warehouse
 from loader.errors import CafeError
 from loader.events import Message, ObjectRef, parse_event
 from loader.filenames import parse_export_name
-from loader.hashing import load_card_key
+from loader.hashing import CardKeys, CardKeySuperseded, load_card_keys, refresh_card_keys
 from loader.ledger import LoadResult, SourceFacts, Status
+from loader.privacy.retention import apply_retention, retention_days_from_environment
+from loader.privacy.store import open_sql_store
 from loader.service import error_text_of, load_file, stored_key
 from loader.settings import Settings, load_settings
 from loader.writers import open_warehouse
@@ -81,6 +92,13 @@ class LoadFailed(CafeError):
     """At least one object of a direct S3 invocation failed to load."""
 
 
+class UnknownTask(CafeError):
+    """A scheduled invocation named a task the loader does not have."""
+
+
+RETENTION_TASK = "retention"
+
+
 def load_object(
     s3: S3Client, ref: ObjectRef, *, settings: Settings, warehouse: Warehouse
 ) -> LoadResult:
@@ -97,9 +115,27 @@ def load_object(
             sequencer=ref.sequencer,
             version_id=response.get("VersionId") or ref.version_id,
         )
-        return load_file(
-            spool, ref.key, warehouse=warehouse, key=load_card_key(settings), source=source
-        )
+        keys = load_card_keys(settings)
+        try:
+            return _load_spool(spool, ref, warehouse, keys, source)
+        except CardKeySuperseded:
+            # A warm container's cached ring is older than a rotation: read it again, once.
+            refresh_card_keys()
+            spool.seek(0)
+            return _load_spool(spool, ref, warehouse, load_card_keys(settings), source)
+
+
+def _load_spool(
+    spool: IO[bytes], ref: ObjectRef, warehouse: Warehouse, keys: CardKeys, source: SourceFacts
+) -> LoadResult:
+    return load_file(
+        spool,
+        ref.key,
+        warehouse=warehouse,
+        key=keys.current,
+        link_key=keys.linking_key(),
+        source=source,
+    )
 
 
 def _record_branch_file(source_key: str) -> None:
@@ -196,11 +232,49 @@ def _process_message(
     return ok
 
 
+def run_task(task: object, settings: Settings) -> dict[str, Any]:
+    """A scheduled task (`{"task": ...}`): only `retention` exists.
+
+    Name retention (`loader.privacy.retention`) with `CAFE_NAME_RETENTION_DAYS`; what it
+    cleared goes to the log and the metrics as counts. Raises for anything else, so that the
+    schedule's invocation fails visibly instead of doing nothing.
+    """
+    if task != RETENTION_TASK:
+        raise UnknownTask(f"unknown task {stored_key(str(task))!r}: the loader runs 'retention'")
+    run = apply_retention(open_sql_store(settings), retention_days_from_environment())
+    metrics.add_metric(name="NamesCleared", unit=MetricUnit.Count, value=run.counts.transactions)
+    metrics.add_metric(
+        name="RefusedLinesCleared", unit=MetricUnit.Count, value=run.counts.rejected_rows
+    )
+    logger.info(
+        "retention done",
+        extra={
+            "audit_id": run.audit_id,
+            "retention_days": run.cutoff.days,
+            "names_cleared": run.counts.transactions,
+            "refused_lines_cleared": run.counts.rejected_rows,
+            "files_left_busy": run.files_left_busy,
+        },
+    )
+    return {
+        "task": RETENTION_TASK,
+        "audit_id": run.audit_id,
+        "names_cleared": run.counts.transactions,
+        "refused_lines_cleared": run.counts.rejected_rows,
+        "files_left_busy": run.files_left_busy,
+    }
+
+
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Load the files an S3 (or SQS-wrapped S3) event names; report per-message failures."""
+    """Load the files an S3 (or SQS-wrapped S3) event names; report per-message failures.
+
+    An event `{"task": "retention"}` (the daily schedule) runs name retention instead.
+    """
     settings = load_settings()
+    if "task" in event:
+        return run_task(event["task"], settings)
     messages = parse_event(event)
     if not any(message.objects or message.error for message in messages):
         logger.info("nothing to load (test event or no created objects)")

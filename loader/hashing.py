@@ -28,6 +28,8 @@ its own, so only someone who holds the card number can tell that a record is abo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -259,7 +261,7 @@ def load_card_key(settings: Settings) -> CardKey:
 
 
 def erasure_fingerprint(digits: str, *, salt: bytes | None = None) -> str:
-    """`scrypt$<n>$<r>$<p>$<salt hex>$<digest hex>` of normalised card digits.
+    """`scrypt$<n>$<r>$<p>$<salt>$<digest>` (base64) of normalised card digits.
 
     Not the card's hash (no key, another function) and not reversible in practice (a
     random salt per record, memory-hard): it lets whoever holds the card number recognise
@@ -275,7 +277,17 @@ def erasure_fingerprint(digits: str, *, salt: bytes | None = None) -> str:
         maxmem=_SCRYPT_MEMORY,
         dklen=32,
     )
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def _b64(data: bytes) -> str:
+    # Base64, not hex: hex digits form long runs of decimal digits that a scan for card
+    # numbers (or the masker) could take for one.
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def fingerprint_matches(fingerprint: str, digits: str) -> bool:
@@ -285,10 +297,10 @@ def fingerprint_matches(fingerprint: str, digits: str) -> bool:
         return False
     try:
         n, r, p = (int(value) for value in parts[1:4])
-        salt, expected = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
+        salt, expected = _unb64(parts[4]), _unb64(parts[5])
         digest = hashlib.scrypt(
             digits.encode("ascii"), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MEMORY, dklen=32
         )
-    except ValueError:
+    except (ValueError, binascii.Error):
         return False
     return hmac.compare_digest(digest, expected)

@@ -1,7 +1,8 @@
 """`cafe run`: the whole job on the local stack, as `make run` runs it.
 
 Stack up → generated branch files into the landing bucket → the queue drained through the
-Lambda handler → `dbt build` (target `local`; its manifest kept for `--state`) → `dbt
+Lambda handler → name retention (`CAFE_NAME_RETENTION_DAYS`, as the daily task in AWS) →
+`dbt build` (target `local`; its manifest kept for `--state`) → `dbt
 source freshness` (a late source is reported, never fatal; both land in
 `reporting.rpt_build_results`) → docs site → dashboard preview → a summary that reconciles
 the ledger with the facts and counts the build's checks. Running it again loads nothing
@@ -28,6 +29,8 @@ from cafe.commands.load import ingest_and_report
 from cafe.dbt_project import dbt_target_dir
 from cafe.samples import GenerationPlan, iter_generated_files
 from loader.errors import CafeError
+from loader.privacy.retention import apply_retention, retention_days_from_environment
+from loader.privacy.store import open_sql_store
 from loader.settings import Settings, load_settings, project_root, state_dir
 
 console = Console()
@@ -50,7 +53,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_pipeline)
 
 
-STEPS = 7
+STEPS = 8
 
 
 def _step(number: int, title: str, action: Callable[[], T]) -> T:
@@ -78,6 +81,17 @@ def _ingest(settings: Settings, files: list[Path]) -> None:
 def _dbt(settings: Settings, arguments: list[str]) -> None:
     if run_dbt(arguments, settings) != 0:
         raise CafeError(f"dbt {' '.join(arguments)} failed; see the output above")
+
+
+def _retention(settings: Settings) -> None:
+    # The same function as the Lambda's daily {"task": "retention"}.
+    days = retention_days_from_environment()
+    run = apply_retention(open_sql_store(settings), days)
+    console.print(
+        f"{run.counts.transactions:,} name(s) of sales dated before {run.cutoff.day:%Y-%m-%d}"
+        f" and {run.counts.rejected_rows:,} refused line(s) older than {days} day(s) cleared"
+        " (raw.privacy_audit)"
+    )
 
 
 def _build(settings: Settings) -> None:
@@ -183,9 +197,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     )
     prepare_plain_dbt(settings)
     _step(3, "ingest through S3 → SQS → handler", lambda: _ingest(settings, files))
-    _step(4, "dbt build", lambda: _build(settings))
-    _step(5, "dbt source freshness", lambda: _freshness(settings))
-    _step(6, "dbt docs", lambda: _dbt(settings, ["docs", "generate", "--static"]))
-    report = _step(7, "dashboard preview", lambda: _report(settings))
+    _step(4, "name retention", lambda: _retention(settings))
+    _step(5, "dbt build", lambda: _build(settings))
+    _step(6, "dbt source freshness", lambda: _freshness(settings))
+    _step(7, "dbt docs", lambda: _dbt(settings, ["docs", "generate", "--static"]))
+    report = _step(8, "dashboard preview", lambda: _report(settings))
     _summary(settings, report)
     return 0

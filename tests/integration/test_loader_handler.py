@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from cafe.local_queue import LocalContext, drain_queue, sqs_event
 from loader.aws import aws_client
-from loader.handler import SERVICE_NAME, lambda_handler
+from loader.handler import SERVICE_NAME, UnknownTask, lambda_handler
 from loader.handler import logger as handler_logger
 from loader.schema import ensure_schema
 from loader.settings import Settings, load_settings
@@ -35,6 +36,12 @@ def settings(
 ) -> Iterator[Settings]:
     monkeypatch.setenv("CAFE_DATABASE_URL", fresh_database_url)
     yield load_settings()
+
+
+def token() -> str:
+    """A unique name part without digits: 12 digits in a row in a uuid's hex would make the
+    key look like a card number, and the loader refuses such a key."""
+    return uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop"))
 
 
 def count(url: str, query: str, *params: object) -> int:
@@ -106,7 +113,7 @@ def test_bucket_to_queue_to_handler_loads_every_row(settings: Settings, samples_
     assert settings.database_url
     discard_pending_messages(settings)
     sample = sorted(samples_dir.glob("*.csv"))[0]
-    key = f"landing/{uuid.uuid4().hex[:6]} {sample.name}"  # a space: arrives URL-encoded
+    key = f"landing/{token()[:6]} {sample.name}"  # a space: arrives URL-encoded
     put(settings, key, sample.read_bytes())
     report = drain_queue(settings)
     assert report.failed == [] and report.succeeded >= 1
@@ -147,7 +154,7 @@ def test_same_event_five_times_loads_once(settings: Settings, samples_dir: Path)
 def test_missing_object_fails_only_its_message_and_test_events_are_ignored(
     settings: Settings,
 ) -> None:
-    good = f"{DIRECT}good-{uuid.uuid4().hex}.csv"
+    good = f"{DIRECT}good-{token()}.csv"
     put(
         settings,
         good,
@@ -161,7 +168,7 @@ def test_missing_object_fails_only_its_message_and_test_events_are_ignored(
     event = as_sqs(
         settings,
         s3_notification(settings, good),
-        s3_notification(settings, f"{DIRECT}missing-{uuid.uuid4().hex}.csv"),
+        s3_notification(settings, f"{DIRECT}missing-{token()}.csv"),
         test_event,
     )
     response = lambda_handler(event, LocalContext())
@@ -179,7 +186,7 @@ def test_logs_and_metrics_hold_no_card_number(
         f"31/02/2024 09:00,Chesterfield,Bo,Large Latte - 2.45,2.45,CARD,{CARDS[1]}",
         f"bad,line,{CARDS[1]}",
     ]
-    key = f"{DIRECT}privacy-{uuid.uuid4().hex}.csv"
+    key = f"{DIRECT}privacy-{token()}.csv"
     put(settings, key, ("\r\n".join([HEADER, *lines]) + "\r\n").encode())
     # The powertools logger writes to the stream it found at import: tee it into a buffer.
     structured = io.StringIO()
@@ -216,7 +223,7 @@ def test_logs_and_metrics_hold_no_card_number(
 
 def test_direct_s3_event_loads(settings: Settings) -> None:
     assert settings.database_url
-    key = f"{DIRECT}direct-{uuid.uuid4().hex}.csv"
+    key = f"{DIRECT}direct-{token()}.csv"
     put(
         settings,
         key,
@@ -240,7 +247,7 @@ def test_direct_s3_event_loads(settings: Settings) -> None:
 def test_each_loaded_file_publishes_its_branch_for_the_silence_alarm(
     settings: Settings, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    key = f"{DIRECT}{uuid.uuid4().hex[:4]}/ludlow_02-03-2024_09-00-00.csv"
+    key = f"{DIRECT}{token()[:4]}/ludlow_02-03-2024_09-00-00.csv"
     put(
         settings,
         key,
@@ -283,7 +290,7 @@ def test_files_are_not_started_too_close_to_the_deadline(settings: Settings) -> 
     assert settings.database_url
     with psycopg.connect(settings.database_url, autocommit=True) as connection:
         ensure_schema(connection)  # the ledger exists, empty: nothing was recorded
-    keys = [f"{DIRECT}deadline-{uuid.uuid4().hex}.csv" for _ in range(3)]
+    keys = [f"{DIRECT}deadline-{token()}.csv" for _ in range(3)]
     for index, key in enumerate(keys):
         body = f"{HEADER}\n25/08/2021 09:0{index},B{index},N,Regular Latte - 1.00,1.00,CASH,\n"
         put(settings, key, body.encode())
@@ -310,3 +317,46 @@ def test_files_are_not_started_too_close_to_the_deadline(settings: Settings) -> 
         )
         == 3
     )
+
+
+def test_the_daily_retention_task_clears_old_names_and_keeps_recent_ones(
+    settings: Settings, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings.database_url
+    monkeypatch.setenv("CAFE_NAME_RETENTION_DAYS", "30")
+    today = datetime.now(UTC)
+    old, recent = today - timedelta(days=400), today - timedelta(days=1)
+    key = f"{DIRECT}retention-{token()}.csv"
+    body = (
+        f"{HEADER}\r\n{old:%d/%m/%Y} 09:00,Leeds,Ann Old,Regular Latte - 1.00,1.00,CASH,\r\n"
+        f"{recent:%d/%m/%Y} 09:00,Leeds,Bo Recent,Regular Latte - 1.00,1.00,CASH,\r\n"
+    )
+    put(settings, key, body.encode())
+    assert lambda_handler(as_sqs(settings, s3_notification(settings, key)), LocalContext()) == {
+        "batchItemFailures": []
+    }
+    capfd.readouterr()
+    response = lambda_handler({"task": "retention"}, LocalContext())
+    assert (response["task"], response["names_cleared"], response["files_left_busy"]) == (
+        "retention",
+        1,
+        0,
+    )
+    with psycopg.connect(settings.database_url) as connection:
+        names = connection.execute(
+            "select customer_name from raw.transactions order by line_number"
+        ).fetchall()
+        audit = connection.execute(
+            "select action, transactions_affected from raw.privacy_audit"
+        ).fetchall()
+    assert names == [(None,), ("Bo Recent",)]
+    assert audit == [("retention", 1)]
+    emf = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf and emf[-1]["NamesCleared"] == [1.0]
+    again = lambda_handler({"task": "retention"}, LocalContext())
+    assert again["names_cleared"] == 0  # idempotent
+
+
+def test_an_unknown_task_fails_the_invocation(settings: Settings) -> None:
+    with pytest.raises(UnknownTask, match="retention"):
+        lambda_handler({"task": "vacuum"}, LocalContext())
