@@ -375,18 +375,20 @@ FROM columns_seen
 INNER JOIN latest_files
     ON columns_seen.column_name = latest_files.column_name
     AND latest_files.recency = 1
-WHERE $__timeFilter(columns_seen.last_seen_at_utc)
+WHERE columns_seen.column_name IN (
+    SELECT column_name FROM drift_columns WHERE $__timeFilter(started_at_utc)
+)
 ORDER BY columns_seen.first_seen_at_utc DESC, columns_seen.column_name
 """
     panel = (
         table.Panel()
         .title("Column drift")
         .description(
-            "Header columns the loader does not know, seen in the time range: they are not "
-            "loaded (every known column still is). First seen is when the first file with "
-            "the column arrived, over all history; a column first seen in the last 24 hours "
-            "raises the new-column alert. Names are as the file spelt them (a card number "
-            "in a header refuses the file)."
+            "Header columns the loader does not know, in files that arrived in the time "
+            "range: they are not loaded (every known column still is). First seen, last seen, "
+            "files and branches are over all history; a column first seen in the last 24 "
+            "hours raises the new-column alert. Names are as the file spelt them (a card "
+            "number in a header refuses the file)."
         )
         .datasource(flavour.datasource)
         .with_target(flavour.target(sql, ResultFormat.TABLE))
