@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
+import sqlfluff
 import yaml
 from dashboard_helpers import (
     PROVISIONING,
@@ -19,6 +21,7 @@ from dashboard_helpers import (
     provisioned_datasources,
     sql_panel_queries,
 )
+from sqlfluff.api.simple import APIParsingError
 
 from cafe.dashboards import cafe_sales, pipeline_health
 from cafe.dashboards.flavours import (
@@ -170,6 +173,38 @@ def test_sql_targets_use_the_flavours_query_model(query: Any) -> None:
     }
     expanded = render(query.sql, query.flavour.name, window, variables)
     assert "$" not in expanded, "every macro and variable must expand"
+
+
+# PostgreSQL functions that Redshift lacks, or runs on the leader node only (which cannot
+# read user tables): a Redshift query that uses one fails there, not here.
+NOT_ON_REDSHIFT = re.compile(
+    r"\b(generate_series|string_agg|array_agg|unnest|string_to_array|regexp_split_to_table"
+    r"|array_length|jsonb?_\w+)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def _redshift_queries() -> list[tuple[str, str]]:
+    window = TimeRange(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC))
+    variables = {
+        "branch": Variable.all_of("branch", ["Leeds"]),
+        "product_category": Variable.all_of("product_category", ["Tea"]),
+    }
+    queries = [(str(q), q.sql) for q in sql_panel_queries() if q.flavour is REDSHIFT]
+    for rule in alert_documents()[REDSHIFT.name]["groups"][0]["rules"]:
+        queries.append((rule["uid"], rule["data"][0]["model"][REDSHIFT.sql_key].replace("$$", "$")))
+    return [(name, render(text, "redshift", window, variables)) for name, text in queries]
+
+
+def test_redshift_queries_parse_in_the_redshift_dialect_and_use_no_postgres_only_function() -> None:
+    queries = _redshift_queries()
+    assert len(queries) > 20
+    for name, text in queries:
+        assert not NOT_ON_REDSHIFT.search(text), name
+        try:
+            sqlfluff.parse(text, dialect="redshift")
+        except APIParsingError as error:
+            pytest.fail(f"{name}: {error}")
 
 
 def test_business_dashboard_contents() -> None:
