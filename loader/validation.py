@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,15 +49,14 @@ from loader.cards import (
     mask_card_numbers,
 )
 from loader.contract import (
-    BASKET_PATTERN,
     CARD_DIGITS_PATTERN,
     COLUMNS,
+    ITEM_PATTERN,
     ITEM_SEPARATOR,
     MAX_BASKET_BYTES,
     MAX_BASKET_ITEMS,
     MAX_BRANCH_BYTES,
     MAX_NAME_BYTES,
-    MIN_CHARS_OVER_MAX_ITEMS,
     LineRules,
     basket_problem,
     card_number_problem,
@@ -275,6 +275,7 @@ _DAY_CHARS: Final = len("dd/mm/YYYY")
 #   a total of at most 9 integer digits and 2 decimals: 11 digits, never card-like;
 _FAST_TOTAL: Final = r"^[0-9]{1,9}(?:\.[0-9]{1,2})?$"
 _FAST_CARD_DIGITS: Final = f"^{CARD_DIGITS_PATTERN}$"
+_FAST_ITEM: Final = f"^(?:{ITEM_PATTERN})$"
 #   free text (a name, a basket) without a NUL or anything the masker would mask, and a name
 #   without the spaces around it that the rule book would trim.
 _HIDDEN_OR_CARD: Final = f"\\x00|{RE2_CARD_LIKE_RUN}"
@@ -351,39 +352,37 @@ def _date_ok(date: pa.Array, rules: LineRules) -> pa.Array:
 
 
 def _free_texts_ok(name: pa.Array, basket: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Each row's name and basket checks: the two columns' distinct values share one scan
-    for hidden characters and card numbers (the pattern is costly to compile)."""
+    """Each row's name and basket checks.
+
+    A basket is checked as the rule book does, item by item (its text split at `, `), and a
+    block's baskets repeat a menu's few items: each distinct item is checked once. Names and
+    items share one scan for hidden characters and card numbers (the pattern is costly to
+    compile, and a card number never spans an item separator: a comma separates no digits).
+    """
     names, baskets = _Distinct.of(name), _Distinct.of(basket)
-    texts = pa.concat_arrays([names.values, baskets.values])
-    clean = pc.invert(_matches(texts, _HIDDEN_OR_CARD))
+    items_of_baskets = pc.split_pattern(baskets.values, ITEM_SEPARATOR)
+    items = _Distinct.of(pc.list_flatten(items_of_baskets))
+    clean = pc.invert(_matches(pa.concat_arrays([names.values, items.values]), _HIDDEN_OR_CARD))
     name_count = len(names.values)
-    return names.rows(_name_checks(names.values, clean.slice(0, name_count))), baskets.rows(
-        _basket_checks(baskets.values, clean.slice(name_count))
-    )
-
-
-def _name_checks(values: pa.Array, clean: pa.Array) -> pa.Array:
-    return _all(
+    name_ok = _all(
         [
-            clean,
-            pc.invert(_matches(values, _UNTRIMMED)),
-            pc.less_equal(pc.binary_length(values), MAX_NAME_BYTES),
+            clean.slice(0, name_count),
+            pc.invert(_matches(names.values, _UNTRIMMED)),
+            pc.less_equal(pc.binary_length(names.values), MAX_NAME_BYTES),
         ]
     )
-
-
-def _basket_checks(values: pa.Array, clean: pa.Array) -> pa.Array:
-    checks = [
-        clean,
-        pc.less_equal(pc.binary_length(values), MAX_BASKET_BYTES),
-        _matches(values, f"^(?:{BASKET_PATTERN})$"),
+    item_ok = items.rows(pc.and_(clean.slice(name_count), _matches(items.values, _FAST_ITEM)))
+    bad_items = pc.list_parent_indices(items_of_baskets).to_numpy()[
+        pc.invert(item_ok).to_numpy(zero_copy_only=False)
     ]
-    # Only a basket this long can hold more than MAX_BASKET_ITEMS items.
-    long_basket = pc.greater_equal(pc.utf8_length(values), MIN_CHARS_OVER_MAX_ITEMS)
-    if pc.any(long_basket).as_py():
-        few_items = pc.less(pc.count_substring(values, ITEM_SEPARATOR), MAX_BASKET_ITEMS)
-        checks.append(pc.or_(pc.invert(long_basket), few_items))
-    return _all(checks)
+    basket_ok = _all(
+        [
+            pa.array(np.bincount(bad_items, minlength=len(baskets.values)) == 0),
+            pc.less_equal(pc.list_value_length(items_of_baskets), MAX_BASKET_ITEMS),
+            pc.less_equal(pc.binary_length(baskets.values), MAX_BASKET_BYTES),
+        ]
+    )
+    return names.rows(name_ok), baskets.rows(basket_ok)
 
 
 def _amounts(total: pa.Array, rules: LineRules) -> tuple[pa.Array, pa.Array]:
