@@ -35,6 +35,7 @@ from cafe.dashboards.flavours import (
 from cafe.dashboards.macros import TimeRange, Variable, parse_interval, render
 from cafe.dashboards.provisioning import main as generate_main
 from cafe.dashboards.provisioning import rendered_files, stale_files
+from loader import handler
 
 DATASOURCE_REF = {
     "type": "object",
@@ -268,8 +269,6 @@ def test_cloudwatch_panels(flavour: Flavour) -> None:
 
 
 def test_loader_metric_names_match_the_lambda_handler() -> None:
-    from loader import handler
-
     assert pipeline_health.LOADER_METRICS_NAMESPACE == handler.METRICS_NAMESPACE
     assert pipeline_health.LOADER_SERVICE == handler.SERVICE_NAME
 
