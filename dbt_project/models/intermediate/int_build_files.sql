@@ -23,6 +23,7 @@ final as (
         branch_name,
         rows_loaded,
         finished_at_utc,
+        rows_revised_at_utc,
         {{ current_timestamp_utc() }} as snapshot_taken_at_utc
     from ledger
     where is_current

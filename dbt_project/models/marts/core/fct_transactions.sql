@@ -8,7 +8,9 @@
     dist='transaction_id' if target.type == 'redshift' else none,
     sort=['sales_date_local', 'branch_key'] if target.type == 'redshift' else none,
 ) }}
--- depends_on: {{ ref('int_build_files') }}
+-- depends_on: {{ ref('int_customer_identities') }}
+{#- An erasure or a key rotation's link can change the customer of rows already built:
+    those files are rebuilt too (macros/incremental_files.sql). #}
 
 with
 
@@ -16,8 +18,17 @@ transactions as (
 
     select * from {{ ref('int_build_transactions') }}
     {% if is_incremental() -%}
-        where source_key in ({{ files_to_rebuild() }})
+        where source_key in ({{ files_to_rebuild(customers=true) }})
     {%- endif %}
+
+),
+
+build_files as (
+
+    select
+        source_key,
+        rows_revised_at_utc
+    from {{ ref('int_build_files') }}
 
 ),
 
@@ -29,7 +40,7 @@ lines as (
         sum(quantity) as item_count
     from {{ ref('int_transaction_lines') }}
     {% if is_incremental() -%}
-        where source_key in ({{ files_to_rebuild() }})
+        where source_key in ({{ files_to_rebuild(customers=true) }})
     {%- endif %}
     group by transaction_id
 
@@ -56,8 +67,11 @@ final as (
         cast(
             {{ basket_item_count('transactions.basket') }} - coalesce(lines.item_count, 0)
             as integer
-        ) as unreadable_item_count
+        ) as unreadable_item_count,
+        cast(build_files.rows_revised_at_utc as timestamptz) as rows_revised_at_utc
     from transactions
+    inner join build_files
+        on transactions.source_key = build_files.source_key
     left join lines
         on transactions.transaction_id = lines.transaction_id
 

@@ -30,7 +30,8 @@ renamed as (
         source_modified_at as source_modified_at_utc,
         source_version,
         file_encoding,
-        unknown_columns
+        unknown_columns,
+        rows_revised_at as rows_revised_at_utc
     from source
 
 ),
@@ -58,7 +59,8 @@ final as (
         source_modified_at_utc,
         source_version,
         file_encoding,
-        unknown_columns
+        unknown_columns,
+        rows_revised_at_utc
     from renamed
 
 )

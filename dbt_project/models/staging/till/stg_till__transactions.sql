@@ -1,4 +1,6 @@
--- One row per till transaction (a CSV line). customer_name is left behind in raw.
+-- One row per till transaction (a CSV line). customer_name is left behind in raw. The card
+-- hash is the card's pseudonym under one key version; int_build_transactions turns it into
+-- the customer (the same across key rotations).
 -- Nothing here can raise on a value: an unreadable till time becomes null, a payment type
 -- outside the contract becomes `Unknown` (dim_payment_methods' unknown member).
 with
@@ -21,7 +23,7 @@ renamed as (
         total_amount,
         case payment_type when 'CARD' then 'Card' when 'CASH' then 'Cash' else 'Unknown' end
             as payment_method,
-        card_hash as customer_key,
+        card_hash,
         card_key_version,
         loaded_at
     from source
@@ -41,7 +43,7 @@ final as (
         basket,
         total_amount,
         payment_method,
-        customer_key,
+        card_hash,
         card_key_version,
         loaded_at
     from renamed
