@@ -28,6 +28,7 @@ import pytest
 
 from cafe import stack as local_stack
 from loader.hashing import CardKey, hash_card
+from loader.settings import read_state
 from tests.conftest import make_stack_dir
 from tests.privacy_scan import scan_database
 
@@ -94,7 +95,7 @@ def test_rotation_keeps_returning_customers_and_forget_unlinks_one(
     root: Path, tmp_path: Path
 ) -> None:
     cafe(root, "up")
-    url = str(local_stack.read_state(root / "stack.json")["postgres"]["url"])
+    url = str(read_state(root / "stack.json")["postgres"]["url"])
     key_file = root / "card_hash.key"
     old = CardKey(bytes.fromhex(key_file.read_text().strip()), "local-v1")
 
