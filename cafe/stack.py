@@ -21,6 +21,8 @@ Nothing of a card number reaches the servers' logs:
 
 The card-hash key file is created only where it cannot split anyone: `ensure_card_key`
 refuses to mint a key when the warehouse already holds card hashes or key fingerprints.
+It starts as a bare key (version `local-v1`) and becomes a key ring at the first
+`cafe rotate-key` (`loader.keyring`); `cafe status` shows the ring's versions, never a key.
 
 Everything lives in the state folder (`.local/` by default) and is described by
 `stack.json`, which later commands read to find the running services.
@@ -43,6 +45,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, unquote_plus
@@ -54,6 +57,7 @@ from psycopg import sql
 from loader.cards import mask_card_numbers
 from loader.errors import CafeError
 from loader.hashing import create_key_file
+from loader.keyring import read_ring_file
 from loader.schema import card_key_versions_in_use
 from loader.settings import (
     DATABASE_NAME,
@@ -62,6 +66,7 @@ from loader.settings import (
     DEFAULT_QUEUE,
     DEFAULT_REGION,
     LANDING_PREFIX,
+    LOCAL_KEY_VERSION,
     REPORTING_ROLE,
     SUPERUSER,
     read_state,
@@ -724,9 +729,27 @@ def status(root: Path | None = None) -> list[ComponentStatus]:
             "card key",
             paths.key_file.exists(),
             str(paths.key_file),
-            "HMAC-SHA256 key, mode 0600",
+            describe_key_ring(paths.key_file),
         ),
     ]
+
+
+def describe_key_ring(path: Path) -> str:
+    """The key ring's versions for `cafe status` (never a key)."""
+    if not path.exists():
+        return "missing: restore it from your backup (see `cafe up`)"
+    try:
+        ring = read_ring_file(path, os.environ.get("CAFE_CARD_KEY_VERSION") or LOCAL_KEY_VERSION)
+    except CafeError as error:
+        return f"unreadable: {error}"
+    text = f"HMAC-SHA256 key ring, mode 0600: {ring.current} current"
+    if ring.previous is None:
+        return text
+    if ring.overlap_ends_at is not None and ring.overlap_ends_at > datetime.now(UTC):
+        window = f"until {ring.overlap_ends_at:%Y-%m-%d %H:%M} UTC"
+    else:
+        window = "its window has closed"
+    return f"{text}; {ring.previous} hashes beside it {window} (`cafe retire-key {ring.previous}`)"
 
 
 def database_url(root: Path | None = None) -> str:

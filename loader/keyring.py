@@ -212,6 +212,18 @@ def write_ring_file(path: Path, ring: KeyRing) -> None:
         os.close(directory)
 
 
+def create_ring_file(path: Path, ring: KeyRing) -> bool:
+    """Write `ring` to a new key file (mode 0600); False when a key file is already there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(ring_to_text(ring))
+    return True
+
+
 # -- Secrets Manager -------------------------------------------------------------------------
 
 

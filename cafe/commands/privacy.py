@@ -28,7 +28,13 @@ from loader.privacy.access import RECORD_FIELDS, AccessReport, subject_access
 from loader.privacy.erasure import forget_card
 from loader.privacy.holders import card_digits
 from loader.privacy.retention import apply_retention, retention_days_from_environment
-from loader.privacy.rotation import DEFAULT_OVERLAP_DAYS, retire_key, ring_holder, rotate_key
+from loader.privacy.rotation import (
+    DEFAULT_OVERLAP_DAYS,
+    StartOver,
+    retire_key,
+    ring_holder,
+    rotate_key,
+)
 from loader.privacy.store import open_sql_store
 from loader.settings import load_settings
 
@@ -88,6 +94,12 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_OVERLAP_DAYS,
         help=f"days the previous key keeps hashing beside the new one (default"
         f" {DEFAULT_OVERLAP_DAYS})",
+    )
+    rotate.add_argument(
+        "--lost-key",
+        action="store_true",
+        help="the local key file is lost and no backup exists: start a new key version alone"
+        " (no window: customers seen before count as new; the lost versions are retired)",
     )
     rotate.set_defaults(func=run_rotate_key)
 
@@ -196,8 +208,19 @@ def run_retention(args: argparse.Namespace) -> int:
 def run_rotate_key(args: argparse.Namespace) -> int:
     settings = load_settings()
     rotation = rotate_key(
-        open_sql_store(settings), ring_holder(settings), overlap_days=args.overlap_days
+        open_sql_store(settings),
+        ring_holder(settings),
+        overlap_days=args.overlap_days,
+        lost_key=args.lost_key,
     )
+    if isinstance(rotation, StartOver):
+        console.print(
+            f"[yellow]started over[/]: key version {rotation.version} is the only key; retired"
+            f" without their key: {', '.join(rotation.lost_versions) or 'none'}. Customers"
+            " seen before count as new when they come back. Back up the new key file."
+        )
+        console.print(f"recorded in raw.privacy_audit as {rotation.audit_id}")
+        return 0
     what = "recorded the rotation" if rotation.resumed else "rotated"
     console.print(
         f"[green]{what}[/]: key version {rotation.version} is current;"

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from loader.aws import aws_client
-from loader.errors import CafeError, ConfigurationError
+from loader.errors import CafeError, ConfigurationError, MissingCardKey
 from loader.hashing import (
     CardKeys,
     KeyRecord,
@@ -51,6 +51,7 @@ from loader.hashing import (
 )
 from loader.keyring import (
     KeyRing,
+    create_ring_file,
     current_secret_string,
     next_version,
     read_ring_file,
@@ -219,16 +220,20 @@ def rotation_statements(store: SqlStore, ring: KeyRing, record: AuditRecord) -> 
     ]
 
 
+def _retire(version: str, now: datetime) -> Statement:
+    return Statement(
+        'update "raw".card_keys set retired_at = %(now)s, overlap_ends_at = case'
+        " when overlap_ends_at is null or overlap_ends_at > %(now)s then %(now)s"
+        " else overlap_ends_at end where key_version = %(version)s and retired_at is null",
+        {"now": now, "version": version},
+    )
+
+
 def retirement_statements(store: SqlStore, version: str, record: AuditRecord) -> list[Statement]:
     """The warehouse's record of a retirement (its window, if still open, ends now)."""
     return [
         lock_tables(store.dialect, ("card_keys",)),
-        Statement(
-            'update "raw".card_keys set retired_at = %(now)s, overlap_ends_at = case'
-            " when overlap_ends_at is null or overlap_ends_at > %(now)s then %(now)s"
-            " else overlap_ends_at end where key_version = %(version)s and retired_at is null",
-            {"now": record.performed_at, "version": version},
-        ),
+        _retire(version, record.performed_at),
         record.insert(),
     ]
 
@@ -247,16 +252,33 @@ def rotate_key(
     holder: KeyRingHolder,
     *,
     overlap_days: int = DEFAULT_OVERLAP_DAYS,
+    lost_key: bool = False,
     now: datetime | None = None,
     performed_by: str | None = None,
-) -> Rotation:
-    """Make a new key version current, the old one kept for `overlap_days`."""
+) -> Rotation | StartOver:
+    """Make a new key version current, the old one kept for `overlap_days`.
+
+    `lost_key`: the key file is gone and no backup exists; start a new version alone
+    (`start_over`).
+    """
     if overlap_days < 0:
         raise ConfigurationError("the overlap window is 0 days or more")
     clock = now or datetime.now(UTC)
-    ring = holder.read()
-    records = recorded_keys(store)
     extra = {"performed_by": performed_by} if performed_by else {}
+    try:
+        ring = holder.read()
+    except MissingCardKey as missing:
+        if lost_key and isinstance(holder, KeyFile):
+            return start_over(store, holder, now=clock, performed_by=performed_by)
+        raise MissingCardKey(
+            f"{missing} If it is lost for good, `cafe rotate-key --lost-key` starts a new key"
+            " version without it (customers seen before then count as new)"
+        ) from None
+    if lost_key:
+        raise ConfigurationError(
+            f"the card key ring is there ({holder.description}): rotate without --lost-key"
+        )
+    records = recorded_keys(store)
     if ring.previous is not None:
         previous_record = records.get(ring.previous)
         if (
@@ -303,6 +325,57 @@ def rotate_key(
             " again to record it"
         ) from error
     return Rotation(version, rotated.previous, rotated.overlap_ends_at, record.audit_id)
+
+
+@dataclass(frozen=True)
+class StartOver:
+    version: str
+    lost_versions: tuple[str, ...]
+    audit_id: str
+
+
+def start_over(
+    store: SqlStore, holder: KeyFile, *, now: datetime, performed_by: str | None = None
+) -> StartOver:
+    """A new key ring after the key file was lost: a new version alone, no window.
+
+    The versions the warehouse recorded and whose keys are gone are marked retired, so
+    that a key file found again later cannot hash beside the new one unnoticed; their
+    hashes stay, and the customers they identify count as new when they come back.
+    """
+    records = recorded_keys(store)
+    lost = tuple(
+        sorted(version for version, record in records.items() if record.retired_at is None)
+    )
+    version = next_version(max(records, default=holder.default_version, key=_label_order))
+    while version in records:
+        version = next_version(version)
+    ring = KeyRing({version: new_key_secret()}, current=version)
+    if not create_ring_file(holder.path, ring):
+        raise ConfigurationError(f"the key file {holder.path} exists: rotate without --lost-key")
+    key = CardKeys.of(ring).current
+    extra = {"performed_by": performed_by} if performed_by else {}
+    record = AuditRecord(
+        Action.ROTATE_KEY,
+        key_version=version,
+        details=f"key file lost: {version} started alone in the {holder.description};"
+        f" retired without their key: {', '.join(lost) or 'none'}",
+        performed_at=now,
+        **extra,
+    )
+    statements = [
+        lock_tables(store.dialect, ("card_keys",)),
+        _record_if_new(version, key_fingerprint(key), now),
+        *(_retire(lost_version, now) for lost_version in lost),
+        record.insert(),
+    ]
+    store.execute(statements)
+    return StartOver(version, lost, record.audit_id)
+
+
+def _label_order(label: str) -> tuple[int, str]:
+    digits = "".join(character for character in label if character.isdigit())
+    return (int(digits) if digits else 0, label)
 
 
 def _rotation_details(ring: KeyRing, holder: KeyRingHolder) -> str:

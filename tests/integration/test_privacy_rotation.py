@@ -292,3 +292,35 @@ def test_a_warm_container_reads_the_secret_again_after_a_rotation_made_elsewhere
         (card_hash, "aws-v1")
     ]
     assert rows(url, "select count(*) from raw.loaded_files where status <> 'loaded'") == [(0,)]
+
+
+def test_a_lost_key_file_starts_a_new_version_only_when_asked(
+    with_key_file: tuple[Settings, Path],
+) -> None:
+    settings, key_file = with_key_file
+    url = str(settings.database_url)
+    deliver(settings, ANN, "01-02-2025")
+    key_file.unlink()
+
+    refused = cafe("rotate-key")
+    assert refused.returncode == 1 and "--lost-key" in refused.stderr
+    assert "Traceback" not in refused.stderr and not key_file.exists()
+
+    started = cafe("rotate-key", "--lost-key")
+    assert started.returncode == 0, started.stderr
+    ring = json.loads(key_file.read_text())
+    assert (ring["current"], ring["previous"], list(ring["keys"])) == (
+        "local-v2",
+        None,
+        ["local-v2"],
+    )
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert rows(
+        url, "select key_version, retired_at is not null from raw.card_keys order by 1"
+    ) == [
+        ("local-v1", True),
+        ("local-v2", False),
+    ]
+    again = deliver(settings, ANN, "01-03-2025")
+    assert hashes_of(url, again)[0][1] == "local-v2"
+    assert rows(url, "select count(*) from raw.card_links") == [(0,)]
