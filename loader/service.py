@@ -14,6 +14,12 @@ for a bad configuration (which includes a card key the warehouse does not recogn
 
 The key a file arrives under is stored, logged and returned only masked: a card number
 typed into a file name must not travel further than the landing bucket.
+
+The privacy lifecycle's share (docs/privacy.md): a refused line keeps the keyed hash of the
+card it holds (`loader.pseudonyms.HashedRejection`), so an erasure or an access request
+finds it although its text is masked; during a key rotation's overlap window (`link_key`)
+each card is hashed with the previous key too and the two hashes travel to the writer as
+links (`loader.pseudonyms.LinkedBatch`).
 """
 
 from __future__ import annotations
