@@ -357,6 +357,7 @@ def test_the_daily_retention_task_clears_old_names_and_keeps_recent_ones(
     assert again["names_cleared"] == 0  # idempotent
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_an_unknown_task_fails_the_invocation(settings: Settings) -> None:
     with pytest.raises(UnknownTask, match="retention"):
         lambda_handler({"task": "vacuum"}, LocalContext())
