@@ -38,7 +38,7 @@ from rich.table import Table
 from cafe.stack import ensure_card_key
 from loader.aws import aws_client
 from loader.errors import CafeError, ConfigurationError
-from loader.hashing import CardKey, load_card_key
+from loader.hashing import CardKeys, load_card_keys
 from loader.ledger import LedgerRow, LoadResult, Status, latest_loads_of, recent_loads
 from loader.service import load_path
 from loader.settings import LANDING_PREFIX, Settings, load_settings
@@ -101,7 +101,10 @@ def run_load(args: argparse.Namespace) -> int:
     _check_files(files)
     settings = load_settings()
     warehouse = open_warehouse(settings)
-    key = _card_key(settings)
+    keys = _card_keys(settings)
+    # During a rotation's overlap window each card is hashed with the previous key too, and
+    # the two hashes are linked: the same code path as the Lambda's.
+    link_key = keys.linking_key()
     results: list[LoadResult] = []
     with _progress() as progress:
         for path in files:
@@ -112,7 +115,8 @@ def run_load(args: argparse.Namespace) -> int:
                     path,
                     args.key_prefix + path.name,
                     warehouse=warehouse,
-                    key=key,
+                    key=keys.current,
+                    link_key=link_key,
                     on_progress=functools.partial(_show_done, progress, task),
                 )
             )
@@ -132,12 +136,12 @@ def run_load(args: argparse.Namespace) -> int:
     return 0 if all(_is_loaded(result.status) for result in results) else 1
 
 
-def _card_key(settings: Settings) -> CardKey:
-    """The key to hash with; the local key file is created first where that is safe."""
+def _card_keys(settings: Settings) -> CardKeys:
+    """The key ring to hash with; the local key file is created first where that is safe."""
     uses_key_file = not settings.card_key_secret_arn and settings.warehouse == "postgres"
     if uses_key_file and settings.database_url:
         ensure_card_key(settings.card_key_file, settings.database_url)
-    return load_card_key(settings)
+    return load_card_keys(settings)
 
 
 def _note(result: LoadResult) -> str:
@@ -179,7 +183,7 @@ def ingest_and_report(files: Sequence[Path], settings: Settings) -> int:
 
     if not settings.queue_url:
         raise ConfigurationError("no landing queue: run `cafe up` first")
-    _card_key(settings)  # the handler reads it; created first where that is safe
+    _card_keys(settings)  # the handler reads it; created first where that is safe
     s3 = aws_client(settings, "s3")
     keys = [LANDING_PREFIX + path.name for path in files]
     uploaded_at = datetime.now(UTC)

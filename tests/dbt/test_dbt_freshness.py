@@ -12,7 +12,7 @@ import json
 import psycopg
 from conftest import DbtWarehouse, run_cafe
 
-SOURCES = {"till.transactions", "till.loaded_files", "till.rejected_rows"}
+SOURCES = {"till.transactions", "till.loaded_files", "till.rejected_rows", "till.card_links"}
 
 
 def test_freshness_is_recorded_for_every_source(dbt_warehouse: DbtWarehouse) -> None:

@@ -38,11 +38,9 @@ from loader.errors import CardKeyMismatch
 from loader.hashing import CardKey
 from loader.ledger import Status
 from loader.schema import (
-    CARD_KEY_COLUMNS,
-    LEDGER_COLUMNS,
+    RAW_TABLE_COLUMNS,
     REDSHIFT_DDL,
     REDSHIFT_MIGRATIONS,
-    REJECTED_COLUMNS,
     TRANSACTION_COLUMNS,
     ensure_schema,
 )
@@ -55,6 +53,8 @@ from loader.writers.redshift import (
     sql_literal,
 )
 
+# A uuid's hex may hold 12+ digits in a row, which the key rule refuses as card-like.
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
 KEY = CardKey(b"redshift-test-key-0123456789abcdef", "rs-v1")
 HEADER = "date,location,name,basket,total,payment_type,card_number"
 CARD = "4111111111111111"
@@ -258,7 +258,7 @@ def staged_objects(data_api: PostgresDataApi, load_id: str) -> int:
 def test_a_load_stages_snappy_parquet_and_loads_in_one_locked_transaction(
     warehouse: RedshiftWarehouse, data_api: PostgresDataApi, redshift_db: str, tmp_path: Path
 ) -> None:
-    key = f"landing/{uuid.uuid4().hex}/chesterfield_25-08-2021_09-00-00.csv"
+    key = f"landing/{uuid.uuid4().hex.translate(_NO_DIGITS)}/chesterfield_25-08-2021_09-00-00.csv"
     result = load_path(export(tmp_path / "c.csv"), key, warehouse=warehouse, key=KEY)
     assert result.status is Status.LOADED, result.error_text
     assert (result.counts.read, result.counts.loaded, result.counts.rejected) == (3, 2, 1)
@@ -477,11 +477,9 @@ def _redshift_columns() -> dict[str, list[str]]:
 
 def test_the_redshift_tables_have_the_loader_columns_in_order_and_no_defaults() -> None:
     # A Parquet COPY fills columns by position, and the writer names the rest.
+    # The Redshift DDL and migrations, read back, give every raw table the loader's columns.
     assert _redshift_columns() == {
-        "transactions": [*TRANSACTION_COLUMNS, "loaded_at"],
-        "loaded_files": list(LEDGER_COLUMNS),
-        "rejected_rows": [*REJECTED_COLUMNS, "rejected_at"],
-        "card_keys": list(CARD_KEY_COLUMNS),
+        table: list(columns) for table, columns in RAW_TABLE_COLUMNS.items()
     }
     # A Redshift default must have its column's type; the writer stamps times instead.
     for sql in [*REDSHIFT_DDL, *(sql for _, sql in REDSHIFT_MIGRATIONS)]:

@@ -174,6 +174,32 @@ def test_a_key_file_rotates_links_and_retires_without_leaving_a_copy(
     assert cafe("retire-key", "local-v1").stdout.split()[-3:] == ["nothing", "to", "do"]
 
 
+def test_cafe_load_links_a_card_to_its_previous_hash_during_the_window(
+    with_key_file: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    # `cafe load` takes the Lambda's path: hashed with the current key, linked to the old hash.
+    settings, key_file = with_key_file
+    url = str(settings.database_url)
+    assert cafe("rotate-key", "--overlap-days", "90").returncode == 0
+    ring = json.loads(key_file.read_text())
+    old = CardKey(bytes.fromhex(ring["keys"]["local-v1"]), "local-v1")
+    new = CardKey(bytes.fromhex(ring["keys"]["local-v2"]), "local-v2")
+    export = tmp_path / "leeds_01-03-2025_18-00-00.csv"
+    export.write_text(
+        f"{HEADER}\r\n01/03/2025 09:00,Leeds,N,Regular Tea - 1.20,1.20,CARD,{ANN}\r\n"
+    )
+
+    loaded = cafe("load", str(export))
+
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert rows(url, "select card_hash, card_key_version from raw.transactions") == [
+        (hash_card(new, ANN), "local-v2")
+    ]
+    assert rows(url, "select card_hash, previous_card_hash from raw.card_links") == [
+        (hash_card(new, ANN), hash_card(old, ANN))
+    ]
+
+
 def test_an_interrupted_rotation_is_recorded_by_the_next_command_not_repeated(
     with_key_file: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
