@@ -286,11 +286,13 @@ def test_no_stack_takes_a_card_key_setting(templates: dict[str, Template]) -> No
         assert names in ([], ["CardKeySecretArn"]), (stem, names)
 
 
-def test_loader_reads_the_card_key_secret_whatever_its_version(pipeline: Template) -> None:
+def test_loader_reads_the_card_key_secret_by_its_two_live_stages_only(pipeline: Template) -> None:
     (read,) = [s for _, s in role_statements(pipeline) if s.get("Sid") == "ReadCardKey"]
     assert read["Action"] == "secretsmanager:GetSecretValue"
     assert read["Resource"] == {"Ref": "CardKeySecretArn"}
-    assert "Condition" not in read  # no VersionStage restriction: AWSPREVIOUS is needed too
+    # AWSPREVIOUS during a rotation's window; a retired (deprecated, unlabelled) version never.
+    stages = read["Condition"]["StringEquals"]["secretsmanager:VersionStage"]
+    assert sorted(stages) == ["AWSCURRENT", "AWSPREVIOUS"]
 
 
 # ---- alarms ------------------------------------------------------------------------------
