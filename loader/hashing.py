@@ -41,6 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from loader.aws import aws_client
 from loader.errors import CardKeyMismatch, ConfigurationError
 from loader.keyring import KeyRing, read_ring_file, ring_from_secret, secret_key
@@ -61,14 +65,34 @@ SCRYPT_P: Final = 1
 _SCRYPT_MEMORY: Final = 64 << 20
 
 
+# HMAC's inner and outer pads (RFC 2104), as translation tables of bytes.
+_INNER_PAD: Final = bytes(value ^ 0x36 for value in range(256))
+_OUTER_PAD: Final = bytes(value ^ 0x5C for value in range(256))
+_SHA256_BLOCK_BYTES: Final = 64
+_HEX_CHARS: Final = 64
+
+
+def _hmac_states(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 states that have absorbed the key's inner and outer pads: what `hmac` computes
+    anew for every message."""
+    if len(secret) > _SHA256_BLOCK_BYTES:
+        secret = hashlib.sha256(secret).digest()
+    padded = secret.ljust(_SHA256_BLOCK_BYTES, b"\0")
+    inner = hashlib.sha256(padded.translate(_INNER_PAD))
+    return inner, hashlib.sha256(padded.translate(_OUTER_PAD))
+
+
 @dataclass(frozen=True)
 class CardKey:
     secret: bytes = field(repr=False)
     version: str
+    # HMAC's padded key states (see `hash_card`), made once with the key and gone with it.
+    hmac_states: tuple[hashlib._Hash, hashlib._Hash] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
             raise ConfigurationError("the card hashing key is shorter than 16 bytes")
+        object.__setattr__(self, "hmac_states", _hmac_states(self.secret))
 
 
 def key_fingerprint(key: CardKey) -> str:
@@ -77,12 +101,29 @@ def key_fingerprint(key: CardKey) -> str:
 
 
 def hash_card(key: CardKey, digits: str) -> str:
-    """Hex HMAC-SHA256 of normalised card digits."""
-    return hmac.new(key.secret, digits.encode("ascii"), hashlib.sha256).hexdigest()
+    """Hex HMAC-SHA256 of normalised card digits.
+
+    The same digest as `hmac.new(key.secret, digits, sha256).hexdigest()` (a test holds
+    them equal), from copies of the key's padded states: a copy costs less than `hmac`'s
+    key set-up for every card, and a file may hold a million cards.
+    """
+    inner, outer = key.hmac_states
+    inner = inner.copy()
+    inner.update(digits.encode("ascii"))
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
 
 
 class CardHasher:
-    """Hashes card digits for one file, each distinct card once."""
+    """Hashes card digits for one file, each distinct card once while memory allows.
+
+    The hashes already made are kept until `CACHED_CARDS` of them are (then the cache
+    starts again), so memory stays flat whatever the file's size: a card coming back after
+    that is hashed again, to the same hash.
+    """
+
+    CACHED_CARDS: Final = 1 << 17
 
     def __init__(self, key: CardKey) -> None:
         self.key = key
@@ -91,8 +132,32 @@ class CardHasher:
     def __call__(self, digits: str) -> str:
         hashed = self._hashes.get(digits)
         if hashed is None:
+            self._make_room()
             hashed = self._hashes[digits] = hash_card(self.key, digits)
         return hashed
+
+    def hashes(self, digits: pa.Array) -> pa.Array:
+        """The hash of each value of a string array (null stays null), each distinct value
+        hashed (or looked up) once."""
+        encoded = pc.dictionary_encode(digits)
+        distinct = encoded.dictionary.to_pylist()
+        self._make_room(len(distinct))
+        known, key = self._hashes, self.key
+        hashed: list[str] = []
+        for value in distinct:
+            found = known.get(value)
+            if found is None:
+                found = known[value] = hash_card(key, value)
+            hashed.append(found)
+        # Every hash is 64 ASCII characters: the array is built from their concatenation.
+        offsets = np.arange(0, _HEX_CHARS * len(distinct) + 1, _HEX_CHARS, dtype=np.int32)
+        text = pa.py_buffer("".join(hashed).encode("ascii"))
+        array = pa.StringArray.from_buffers(len(distinct), pa.py_buffer(offsets), text)
+        return pc.take(array, encoded.indices)
+
+    def _make_room(self, count: int = 1) -> None:
+        if len(self._hashes) + count > self.CACHED_CARDS:
+            self._hashes.clear()
 
 
 class CardKeySuperseded(ConfigurationError):

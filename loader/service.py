@@ -171,16 +171,13 @@ def _with_card_hashes(
 def transactions_table(accepted: pa.Table, file: FileVersion, hasher: CardHasher) -> pa.Table:
     """Accepted rows as raw.transactions rows: file identity added, card digits hashed."""
     count = accepted.num_rows
-    digits = accepted.column("card_digits").combine_chunks()
-    distinct = pc.unique(digits.drop_null())
-    hashes = pa.array([hasher(value) for value in distinct.to_pylist()], pa.string())
-    card_hash = pc.take(hashes, pc.index_in(digits, value_set=distinct))
+    card_hash = hasher.hashes(accepted.column("card_digits").combine_chunks())
     version = pc.if_else(pc.is_valid(card_hash), hasher.key.version, None)
     return pa.table(
         {
-            "source_key": pa.array([file.source_key] * count, pa.string()),
+            "source_key": pa.repeat(pa.scalar(file.source_key, pa.string()), count),
             "line_number": accepted.column("line_number"),
-            "file_checksum": pa.array([file.checksum] * count, pa.string()),
+            "file_checksum": pa.repeat(pa.scalar(file.checksum, pa.string()), count),
             "transaction_date": accepted.column("transaction_date"),
             "branch_name": accepted.column("branch_name"),
             "customer_name": accepted.column("customer_name"),
