@@ -19,10 +19,13 @@ row; a replacement deletes the key's rows and refusals and retires the current l
 then the rows stream in through `COPY ... FROM STDIN` (each block as CSV that pyarrow
 writes in C++), and the refusals follow.
 
-Parsing and COPY overlap without a producer thread of our own: blocks are parsed and
-validated in this thread (mostly inside pyarrow's C++ kernels) and handed to psycopg's
-`QueuedLibpqWriter`, whose worker thread sends them while the next block is parsed, and
-the server ingests them in its own process meanwhile. COPY accepts one table at a time, so
+Parsing and COPY overlap: blocks are parsed, validated and hashed in this thread (mostly
+inside pyarrow's C++ kernels) and handed to a sending thread (`_QueuedWriter`, psycopg's
+`LibpqWriter` behind a queue of a few blocks), which sends block N while block N+1 is
+parsed; the server ingests them in its own process meanwhile. When the server is the
+slower side (it is, here: a COPY into raw.transactions costs it about three times a COPY
+of the same file into a text table), parsing waits for it rather than queueing the file in
+memory. COPY accepts one table at a time, so
 the refusals of a file are spooled (to disk past a few MiB) and copied after the rows.
 
 With a deadline (a Lambda invocation), the transaction's `statement_timeout` ends a COPY
@@ -41,14 +44,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable
 
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
+from psycopg.copy import LibpqWriter
 
 from loader.batches import NO_DEADLINE, BatchFactory, CleanBatch, Deadline
 from loader.hashing import KeyRecord, check_key_record
@@ -249,7 +254,7 @@ class PostgresWarehouse:
             with connection.cursor() as cursor:
                 # The queued writer sends from a worker thread (the socket I/O releases
                 # the GIL), so the server ingests block N while this thread parses N+1.
-                writer = QueuedLibpqWriter(cursor)
+                writer = _QueuedWriter(cursor)
                 with cursor.copy(_COPY_TRANSACTIONS, writer=writer) as copy:
                     for batch in batches:
                         if batch.rows.num_rows:
@@ -272,6 +277,48 @@ class PostgresWarehouse:
                     # A few rows per distinct card: plain inserts, pipelined by psycopg.
                     cursor.executemany(_INSERT_LINK, pa.concat_tables(links).to_pylist())
         return counts
+
+
+class _QueuedWriter(LibpqWriter):
+    """psycopg's COPY writer, sending from a thread of its own (as `QueuedLibpqWriter`
+    does) so that the server ingests block N while this thread parses block N+1; but at
+    most `QUEUED_BLOCKS` blocks wait, so that a file parsed faster than the server ingests
+    it waits for the server instead of piling up in memory (psycopg's own queue holds up
+    to 128 MiB)."""
+
+    QUEUED_BLOCKS = 4
+
+    def __init__(self, cursor: psycopg.Cursor[tuple[object, ...]]) -> None:
+        super().__init__(cursor)
+        self._queue: queue.Queue[memoryview | bytes | None] = queue.Queue(self.QUEUED_BLOCKS)
+        self._sender: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _send(self) -> None:
+        try:
+            while (data := self._queue.get()) is not None:
+                super().write(data)
+        except BaseException as error:  # handed to the parsing thread by write or finish
+            self._error = error
+            while self._queue.get() is not None:  # let write() return until finish()
+                pass
+
+    def write(self, data: memoryview | bytes) -> None:  # type: ignore[override]
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send, name="cafe-copy", daemon=True)
+            self._sender.start()
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if self._sender is not None:
+            self._queue.put(None)
+            self._sender.join()
+            self._sender = None
+        if self._error is not None:
+            raise self._error
+        super().finish(exc)
 
 
 def _decision_values(file: FileVersion) -> dict[str, object]:
