@@ -60,8 +60,10 @@ from loader.contract import COLUMNS
 from loader.errors import CafeError
 from loader.validation import ABSENT_COLUMNS_KEY, sanitise_text
 
-# 1 MiB blocks keep peak memory flat with file size (larger blocks let the allocator's
-# footprint creep up with every block) while amortising per-block work over ~6k rows.
+# 1 MiB blocks (~6k rows) keep peak memory low and flat with file size: the streaming
+# reader's peak grows with its block size (reading a 1M-row export alone: ~140 MiB RSS at
+# 1 MiB, ~290 MiB at 4 MiB), and larger blocks load no faster end to end (measured at 2 MiB:
+# the server's COPY, not the parsing, sets the pace).
 BLOCK_BYTES: Final = 1 << 20
 UTF8_BOM: Final = codecs.BOM_UTF8
 _CHUNK_BYTES: Final = 1 << 20
