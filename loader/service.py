@@ -69,7 +69,8 @@ def clean_batches(
     link_key: CardKey | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[CleanBatch]:
-    """The file's lines validated, card numbers hashed (each distinct card once per file).
+    """The file's lines validated, card numbers hashed (each distinct card once: see
+    `CardHasher`).
 
     One set of line rules (one clock) applies to the whole file; a bad contract setting
     fails here, before any block is read. A refused line keeps the hash of the card it
