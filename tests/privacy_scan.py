@@ -27,10 +27,10 @@ from loader.cards import find_card_numbers
 # Everything a disguise may put between digits (an over-approximation is harmless here).
 _HIDDEN = re.compile(r"\\x00|[\x00\u00ad\u200b-\u200d\u2060\ufeff]")
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212._/]+")
-# Values that are machine identifiers (sha256 digests, HMACs, uuids): their digit runs are
-# hex noise, so only the known-value net applies to them.
+# Values that are machine identifiers (sha256 digests, HMACs, dbt's md5 surrogate keys,
+# uuids): their digit runs are hex noise, so only the known-value net applies to them.
 _HEX_TOKEN = re.compile(
-    r"[0-9a-f]{64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"[0-9a-f]{64}|[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 
 

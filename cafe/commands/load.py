@@ -40,7 +40,7 @@ from loader.aws import aws_client
 from loader.errors import CafeError, ConfigurationError
 from loader.hashing import CardKeys, load_card_keys
 from loader.ledger import LedgerRow, LoadResult, Status, latest_loads_of, recent_loads
-from loader.service import load_path
+from loader.service import load_path, stored_key
 from loader.settings import LANDING_PREFIX, Settings, load_settings
 from loader.writers import open_warehouse
 
@@ -109,7 +109,9 @@ def run_load(args: argparse.Namespace) -> int:
     with _progress() as progress:
         for path in files:
             size = path.stat().st_size
-            task = progress.add_task(path.name, total=size, visible=size >= PROGRESS_MIN_BYTES)
+            task = progress.add_task(
+                stored_key(path.name), total=size, visible=size >= PROGRESS_MIN_BYTES
+            )
             results.append(
                 load_path(
                     path,
@@ -191,7 +193,7 @@ def ingest_and_report(files: Sequence[Path], settings: Settings) -> int:
         for path, key in zip(files, keys, strict=True):
             size = path.stat().st_size
             task = progress.add_task(
-                f"upload {path.name}", total=size, visible=size >= PROGRESS_MIN_BYTES
+                f"upload {stored_key(path.name)}", total=size, visible=size >= PROGRESS_MIN_BYTES
             )
             s3.upload_file(
                 str(path),
@@ -202,10 +204,12 @@ def ingest_and_report(files: Sequence[Path], settings: Settings) -> int:
             progress.remove_task(task)
     started = time.monotonic()
     report = drain_queue(settings)
-    rows = latest_loads_of(settings, keys)
+    # The ledger holds a key with a card number in it only masked, and so does this table.
+    shown = [stored_key(key) for key in keys]
+    rows = latest_loads_of(settings, shown)
     table = _results_table("cafe ingest")
     processed = True
-    for key in keys:
+    for key in shown:
         row = rows.get(key)
         if row is None or row.started_at is None or row.started_at < uploaded_at:
             processed = False
