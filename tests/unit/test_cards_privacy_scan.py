@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from pathlib import Path
 
+from loader.cards import find_card_numbers
 from tests.privacy_scan import normalised, scan_log_files, scan_text
 
 REAL_EXPORT_CARD = "5494173772652516"  # from the real samples; fails Luhn
@@ -41,6 +42,18 @@ def test_known_values_and_ordinary_text() -> None:
     for text in ordinary:
         assert scan_text(text, "t", known_cards=[REAL_EXPORT_CARD]) == [], text
     assert normalised("4 1-1.1/1_1\u20131") == "4111111"
+
+
+def test_ids_inside_a_log_line_are_not_cards_but_a_card_beside_them_is() -> None:
+    # A uuid4 whose first groups are all decimal: its digits join into a Luhn-valid run.
+    request_id = "41111111-1111-4111-9111-1111111111ab"
+    assert find_card_numbers(request_id), "the id must look like a card to the Luhn net"
+    line = f'{{"message":"file processed","function_request_id":"{request_id}","rows":3}}'
+    assert scan_text(line, "log:1") == []
+    leaky = line.replace('"rows":3', '"key":"leeds_4111.1111.1111.1111.csv"')
+    assert [finding.what for finding in scan_text(leaky, "log:1")] == [
+        "card number ************1111"
+    ]
 
 
 def test_log_files_are_scanned_line_by_line(tmp_path: Path) -> None:
