@@ -1,11 +1,11 @@
 """The line contract: what a loadable till-export line is, written once.
 
 The loader accepts a line only if every model downstream can take it apart; dbt's models
-and `docs/line-contract.md` follow these constants and patterns. Each check below is a pure
-function returning the rule a value breaks (a sentence without any value from the line) or
-None; `loader.validation` applies them one line at a time and, with the same patterns, to
-whole blocks with pyarrow's RE2 kernels (the patterns are written in the subset of regular
-expression syntax that Python's `re` and RE2 read alike).
+and `docs/contracts.md` (its line contract) follow these constants and patterns. Each check
+below is a pure function returning the rule a value breaks (a sentence without any value
+from the line) or None; `loader.validation` applies them one line at a time and, with the
+same patterns, to whole blocks with pyarrow's RE2 kernels (the patterns are written in the
+subset of regular expression syntax that Python's `re` and RE2 read alike).
 
 Vocabulary is not part of the contract: a size or product nobody knows loads, and dbt flags
 and counts it.
