@@ -4,17 +4,14 @@ Both flavours' SQL is expanded with its own plugin's macro rules and run on Post
 (the Redshift flavour is plain SQL after expansion); each result must have the columns its
 panel type needs, and the two flavours must agree row for row.
 
-Pipeline health also reads what the session's marts do not hold yet: the results of dbt's
-checks and of `dbt source freshness` (the session builds without tests), and a file whose
-header has a column the loader does not know. `pipeline_history` adds them to the session's
-database once, through the real loader and dbt, before this module's tests run; it appends
-history only (a ledger row without lines, run results), so the sales marts the other
-modules read are unchanged.
+Pipeline health also reads history beyond the sales: the results of dbt's checks and of
+`dbt source freshness`, and a file whose header has a column the loader does not know. The
+session's built warehouse (tests/conftest.py) holds them: its build ran with tests, then a
+freshness run, and it loaded a Leeds file with a `tip` column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,43 +26,18 @@ from dashboard_helpers import (
     sql_panel_queries,
 )
 
-from cafe.commands.build import run_dbt
 from cafe.dashboards import cafe_sales, pipeline_health
 from cafe.dashboards.flavours import FLAVOURS, POSTGRES, REDSHIFT, Flavour
 from cafe.dashboards.macros import TimeRange, Variable
 from cafe.dashboards.provisioning import dashboard_json
 from cafe.dashboards.queries import QueryResult, resolve_variables, run_panel_sql, run_sql
-from loader.hashing import load_card_key
-from loader.service import load_path
-from loader.writers import open_warehouse
 
 Connection = psycopg.Connection[Any]
 QUERIES = sql_panel_queries()
-EXPORT_HEADER = "date,location,name,basket,total,payment_type,card_number"
-DRIFT_COLUMN = "tip"
-# The operations marts Pipeline health reads; `dbt build` of these runs their own tests.
-PIPELINE_MARTS = ("rpt_file_loads", "rpt_branch_freshness", "rpt_rejection_reasons_daily")
+DRIFT_COLUMN = "tip"  # the unknown column of the built warehouse's Leeds file
 # The sources every load writes (others may be empty, hence late, in the test data).
 LEDGER_SOURCES = {"till.transactions", "till.loaded_files", "till.rejected_rows"}
 WORST_FIRST = ("error", "runtime error", "fail", "warn", "skipped", "pass")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def pipeline_history(marts: Marts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    # A Leeds export from the generated period (so no branch looks fresher) with a header
-    # naming one column more than the export, and no line.
-    drift = tmp_path_factory.mktemp("drift") / "leeds_20-03-2024_18-45-00.csv"
-    drift.write_bytes(f"{EXPORT_HEADER},{DRIFT_COLUMN}\r\n".encode())
-    settings = marts.settings
-    result = load_path(
-        drift, drift.name, warehouse=open_warehouse(settings), key=load_card_key(settings)
-    )
-    assert result.status.value == "loaded", result
-    assert run_dbt(["build", "--select", *PIPELINE_MARTS], settings) == 0
-    # Exit code 1 when a source is late (one no load writes may be empty): the results are
-    # recorded whatever the outcome, and the tests read those.
-    run_dbt(["source", "freshness"], settings)
-    yield
 
 
 @pytest.fixture(scope="session")
@@ -251,7 +223,7 @@ def test_build_checks_show_the_latest_build_and_freshness_run_worst_first(
         "SELECT node_name, check_kind, status FROM reporting.rpt_build_results"
         " WHERE run_started_at_utc = (SELECT max(run_started_at_utc)"
         " FROM reporting.rpt_build_results WHERE command = 'build')"
-        " AND resource_type = 'test'",
+        " AND resource_type IN ('test', 'unit_test')",
     )
     tests = {(r["node_name"], r["check_kind"], r["status"]) for r in latest_build.as_dicts()}
     assert {"integrity", "data_value"} <= {kind for _, kind, _ in tests}
@@ -266,7 +238,7 @@ def test_build_checks_show_the_latest_build_and_freshness_run_worst_first(
     assert sources >= LEDGER_SOURCES
     freshness = {r["Check"]: r for r in rows if r["Kind"] == "freshness"}
     assert set(freshness) == sources
-    # Every test of the latest (partial) build and every source of the freshness run, and
+    # Every test of the latest build and every source of the freshness run, and
     # nothing else: the build's models all succeeded, its exposures are no checks.
     assert {(r["Check"], r["Kind"], r["Status"]) for r in rows if r["Kind"] != "freshness"} == (
         tests

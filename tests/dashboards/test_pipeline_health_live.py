@@ -50,6 +50,8 @@ from loader.service import load_path
 from loader.settings import Settings
 from loader.writers import open_warehouse
 
+pytestmark = pytest.mark.slow  # loads and a dbt build on a database of its own
+
 Connection = psycopg.Connection[Any]
 CAFE_CLOCK = ZoneInfo("Europe/London")
 EXPORT_HEADER = ("date", "location", "name", "basket", "total", "payment_type", "card_number")

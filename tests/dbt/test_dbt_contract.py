@@ -128,6 +128,7 @@ def built(
         yield settings.database_url, accepted_baskets
 
 
+@pytest.mark.slow
 def test_every_accepted_basket_builds_into_exactly_its_items(
     built: tuple[str, list[str]],
 ) -> None:

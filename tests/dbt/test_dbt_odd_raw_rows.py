@@ -30,6 +30,8 @@ from conftest import load_files, private_database, run_dbt_captured
 from cafe.dbt_project import dbt_log_dir
 from loader.settings import Settings
 
+pytestmark = pytest.mark.slow  # dbt build on a database of its own
+
 MARKER = "ZQXMARKERZQX"
 LEGACY_KEY = "legacy_02-01-2020_09-00-00.csv"
 LEGACY_BRANCH = "Legacy"

@@ -17,12 +17,15 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
+import pytest
 from conftest import assert_dbt_ok, load_files, run_dbt_captured
 
 from cafe.commands.build import dbt_env, dbt_executable_path
 from cafe.dbt_project import dbt_project_dir
 from cafe.samples import GenerationPlan, iter_generated_files
 from loader.settings import Settings
+
+pytestmark = pytest.mark.slow  # dbt builds racing a load
 
 FACTS = ("fct_transactions", "fct_transaction_items")
 SELECTION = ("--select", "+fct_transactions", "+fct_transaction_items")

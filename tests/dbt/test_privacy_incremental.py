@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from conftest import assert_dbt_ok, run_dbt_captured
 
 from loader.hashing import CardKey, CardKeys, hash_card
@@ -23,6 +24,8 @@ from loader.privacy.store import PostgresStore
 from loader.service import load_path
 from loader.settings import Settings
 from loader.writers.postgres import PostgresWarehouse
+
+pytestmark = pytest.mark.slow  # dbt builds on a database of its own
 
 OLD = CardKey(b"privacy-incremental-old-key-01234", "test-v1")
 NEW = CardKey(b"privacy-incremental-new-key-01234", "test-v2")

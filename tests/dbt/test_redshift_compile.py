@@ -183,6 +183,7 @@ def _without_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*", " ", sql)
 
 
+@pytest.mark.slow
 def test_compiles_every_model_with_the_redshift_adapter(
     compiled: dict[str, CompiledProject],
 ) -> None:
@@ -194,6 +195,7 @@ def test_compiles_every_model_with_the_redshift_adapter(
         assert all(sql.strip() for sql in project.models.values())
 
 
+@pytest.mark.slow
 def test_incremental_models_compile_their_incremental_branch(
     compiled: dict[str, CompiledProject],
 ) -> None:
@@ -227,6 +229,7 @@ def _distinct_compiled_sql(compiled: dict[str, CompiledProject]) -> dict[str, st
     return distinct
 
 
+@pytest.mark.slow
 def test_compiled_models_parse_as_redshift_sql(compiled: dict[str, CompiledProject]) -> None:
     unparsable: dict[str, str] = {}
     for name, sql in _distinct_compiled_sql(compiled).items():
@@ -237,6 +240,7 @@ def test_compiled_models_parse_as_redshift_sql(compiled: dict[str, CompiledProje
     assert not unparsable, "\n\n".join(f"{name}:\n{error}" for name, error in unparsable.items())
 
 
+@pytest.mark.slow
 def test_compiled_models_use_no_postgres_only_sql(compiled: dict[str, CompiledProject]) -> None:
     found = [
         f"{name}: {construct}"
@@ -247,6 +251,7 @@ def test_compiled_models_use_no_postgres_only_sql(compiled: dict[str, CompiledPr
     assert not found, "\n".join(found)
 
 
+@pytest.mark.slow
 def test_contracted_text_columns_are_sized(compiled: dict[str, CompiledProject]) -> None:
     contracted = [
         node
@@ -263,6 +268,7 @@ def test_contracted_text_columns_are_sized(compiled: dict[str, CompiledProject])
     assert not unsized, "would be VARCHAR(256) on Redshift:\n" + "\n".join(unsized)
 
 
+@pytest.mark.slow
 def test_core_marts_carry_redshift_distribution(compiled: dict[str, CompiledProject]) -> None:
     """Facts and dimensions say how Redshift spreads them over the slices."""
     tables = [
@@ -290,6 +296,7 @@ def _every_compiled_node(compiled: dict[str, CompiledProject]) -> dict[str, str]
     return found
 
 
+@pytest.mark.slow
 def test_data_tests_compile_for_redshift(compiled: dict[str, CompiledProject]) -> None:
     privacy = [
         sql
@@ -303,6 +310,7 @@ def test_data_tests_compile_for_redshift(compiled: dict[str, CompiledProject]) -
     assert "information_schema" not in _without_comments(privacy[0])
 
 
+@pytest.mark.slow
 def test_no_query_mixes_the_catalogue_with_user_tables(
     compiled: dict[str, CompiledProject],
 ) -> None:
@@ -337,6 +345,7 @@ def _substring_arguments(sql: str, start: int) -> list[str]:
     return arguments
 
 
+@pytest.mark.slow
 def test_no_two_argument_substring(compiled: dict[str, CompiledProject]) -> None:
     """`substring(s, p)` is not in Redshift's documentation; `substring(s from p)` is."""
     found = []

@@ -22,6 +22,8 @@ import pytest
 from cafe import stack as local_stack
 from tests.conftest import make_stack_dir
 
+pytestmark = pytest.mark.slow  # a stack of its own, cafe run twice (dbt build, docs, report)
+
 
 def _cafe(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CAFE_STATE_DIR": str(state), "COLUMNS": "160"}

@@ -35,6 +35,8 @@ from infra_helpers import (
 from cafe.local_queue import sqs_event
 from loader.settings import Settings
 
+pytestmark = pytest.mark.slow  # builds the Lambda artefact and a clean venv
+
 SAMPLE = "chesterfield_25-08-2021_09-00-00.csv"
 
 RUNNER = """

@@ -40,6 +40,7 @@ def test_cfn_lint_reports_nothing() -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
+@pytest.mark.slow
 def test_checkov_finds_no_failed_checks() -> None:
     environment = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": ""}
     completed = subprocess.run(

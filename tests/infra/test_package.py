@@ -151,6 +151,7 @@ def pinned(name: str) -> str:
     return match[1]
 
 
+@pytest.mark.slow
 def test_the_built_artefact_fits_lambda_and_holds_the_loader_only(built_lambda: Any) -> None:
     assert built_lambda.unzipped_bytes < 250 * 1024 * 1024
     with zipfile.ZipFile(built_lambda.path) as archive:

@@ -190,6 +190,7 @@ def test_redshift_log_groups_get_a_retention(aws: FakeAws) -> None:
     assert {c[c.index("--retention-in-days") + 1] for c in retention} == {"30"}
 
 
+@pytest.mark.slow
 def test_a_plain_destroy_snapshots_the_warehouse_and_keeps_the_foundation(aws: FakeAws) -> None:
     aws.run("deploy.sh")
     completed = aws.run("destroy.sh")
@@ -209,6 +210,7 @@ def test_a_plain_destroy_snapshots_the_warehouse_and_keeps_the_foundation(aws: F
     assert aws.stacks() >= {"foundation", "warehouse", "pipeline"}
 
 
+@pytest.mark.slow
 def test_destroying_the_data_after_a_plain_destroy_really_deletes_it(aws: FakeAws) -> None:
     # Point 3: this used to find no stacks and silently keep the secret and the key.
     aws.run("deploy.sh")
@@ -227,6 +229,7 @@ def test_destroying_the_data_after_a_plain_destroy_really_deletes_it(aws: FakeAw
     assert "pending deletion for 30 days" in completed.stdout
 
 
+@pytest.mark.slow
 def test_destroying_everything_at_once_takes_no_final_snapshot(aws: FakeAws) -> None:
     aws.run("deploy.sh")
     aws.run("destroy.sh", CAFE_DESTROY_DATA="yes")

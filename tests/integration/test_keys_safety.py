@@ -77,6 +77,7 @@ def count(url: str, query: str) -> int:
         return int(row[0]) if row else 0
 
 
+@pytest.mark.slow
 def test_a_lost_key_is_never_replaced_where_hashes_exist(
     private_stack: Path, samples_dir: Path
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_lost_key_is_never_replaced_where_hashes_exist(
     assert key_file.read_bytes() == original
 
 
+@pytest.mark.slow
 def test_another_key_under_a_known_version_refuses_the_load(
     private_stack: Path, samples_dir: Path
 ) -> None:

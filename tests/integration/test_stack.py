@@ -55,6 +55,7 @@ def private_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_lifecycle_start_reuse_crash_recovery_and_stop(private_root: Path) -> None:
     first = local_stack.up(private_root)
     try:
