@@ -66,6 +66,20 @@
 {%- endmacro %}
 
 
+{# An instant (timestamptz) on the café's wall clock, as a timestamp without zone. #}
+{% macro utc_to_local(ts) -%}
+    {{ return(adapter.dispatch('utc_to_local', 'cafe_elt')(ts)) }}
+{%- endmacro %}
+
+{% macro default__utc_to_local(ts) -%}
+    ({{ ts }} at time zone '{{ var("cafe_timezone") }}')
+{%- endmacro %}
+
+{% macro redshift__utc_to_local(ts) -%}
+    convert_timezone('UTC', '{{ var("cafe_timezone") }}', cast({{ ts }} as timestamp))
+{%- endmacro %}
+
+
 {# Midnight UTC of the UTC day holding an instant, as timestamptz. #}
 {% macro utc_day_start(ts) -%}
     {{ return(adapter.dispatch('utc_day_start', 'cafe_elt')(ts)) }}

@@ -3,7 +3,11 @@
       1. any column of a schema this target builds named like `%customer_name%` or
          `%raw_line%`;
       2. any text value in the marts, reporting and stored-failures schemas equal to a
-         customer name.
+         customer name. On an incremental build, in a table with a `source_key` only the
+         rows of the files whose footprint changed since the last complete build
+         (int_build_changes), and in one with a `customer_key` only the changed customers'
+         rows: incremental models write no other row, so no other row can have begun to
+         leak. The first build and a --full-refresh build look at every row.
     The catalogue is read with run_query when the test runs, and only its findings reach the
     test's SQL as literals: Redshift refuses a query that joins its leader-node catalogue
     (information_schema) with user tables.
@@ -29,6 +33,7 @@
 -- depends_on: {{ ref('rpt_payment_mix_daily') }}
 -- depends_on: {{ ref('rpt_product_sales_daily') }}
 -- depends_on: {{ ref('rpt_rejection_reasons_daily') }}
+-- depends_on: {{ ref('int_build_changes') }}
 
 {%- set built_schemas = [] -%}
 {%- for name in ['staging', 'intermediate', 'marts', 'reporting', 'test_failures'] -%}
@@ -37,6 +42,7 @@
 {%- set scanned_schemas = built_schemas[2:] -%}
 {%- set named_columns = [] -%}
 {%- set text_columns = [] -%}
+{%- set keyed_tables = {} -%}
 {%- if execute -%}
     {%- set found = run_query(
         "select table_schema, table_name, column_name from information_schema.columns"
@@ -55,6 +61,16 @@
     ) -%}
     {%- for row in found.rows -%}
         {%- do text_columns.append(row) -%}
+    {%- endfor -%}
+    {%- set found = run_query(
+        "select table_schema, table_name, column_name from information_schema.columns"
+        ~ " where table_schema in ('" ~ scanned_schemas | join("', '") ~ "')"
+        ~ " and column_name in ('source_key', 'customer_key')"
+        ~ " order by 1, 2, 3"
+    ) -%}
+    {#- source_key after customer_key: a table with both is filtered by its files. -#}
+    {%- for row in found.rows if row[2] in ('source_key', 'customer_key') -%}
+        {%- do keyed_tables.update({row[0] ~ '.' ~ row[1]: row[2]}) -%}
     {%- endfor -%}
 {%- endif %}
 
@@ -91,7 +107,15 @@ leaked_values as (
         cast('{{ schema }}.{{ table }}.{{ column }}' as varchar(1024)) as location,
         cast('customer name as a value' as varchar(64)) as finding
     from {{ adapter.quote(schema) }}.{{ adapter.quote(table) }} as t
-    where t.{{ adapter.quote(column) }} in (select value from names)
+    where
+        t.{{ adapter.quote(column) }} in (select value from names)
+        {%- set key = keyed_tables.get(schema ~ '.' ~ table) %}
+        {%- if key and checks_only_changes() %}
+            and {{ in_list(
+                't.' ~ key,
+                'select distinct changes.' ~ key ~ ' from ' ~ ref('int_build_changes') ~ ' as changes'
+            ) }}
+        {%- endif %}
     {% if not loop.last %}union all{% endif %}
     {% else -%}
     select

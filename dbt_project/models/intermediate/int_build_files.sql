@@ -3,6 +3,7 @@
 -- commits while the build runs is in all of them or in none (it joins the next build).
 {{ config(
     materialized='table',
+    post_hook="{{ analyze_for_planner() }}",
     dist='all' if target.type == 'redshift' else none,
 ) }}
 
@@ -18,7 +19,8 @@ final as (
 
     select
         source_key,
-        file_checksum,
+        -- The type the facts keep it in, so that their index on it serves the comparison.
+        cast(file_checksum as varchar(64)) as file_checksum,
         load_id,
         branch_name,
         rows_loaded,

@@ -33,12 +33,17 @@ final as (
         transactions.*,
         coalesce(identities.customer_key, transactions.card_hash) as customer_key
     from transactions
-    inner join build_files
-        on
-            transactions.source_key = build_files.source_key
-            and transactions.file_checksum = build_files.file_checksum
     left join identities
         on transactions.card_hash = identities.card_hash
+    -- A semi-join, not a join on the two columns: the planner would take the key and the
+    -- checksum for independent and expect one row where a file has hundreds.
+    where exists (
+        select 1
+        from build_files
+        where
+            build_files.source_key = transactions.source_key
+            and build_files.file_checksum = transactions.file_checksum
+    )
 
 )
 

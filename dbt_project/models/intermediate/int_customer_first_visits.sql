@@ -2,27 +2,48 @@
     One row per card customer: their first transaction in the chain. The one home of the
     first-visit rule and its tie-breaker: the earliest till time; at the same minute, the
     earlier file (by key) and the earlier line. Transactions without a readable till time
-    cannot be first. A table: three marts read it, the window runs once.
+    cannot be first. Read from the current file footprints, which hold each file's first
+    transaction per customer and day.
+
+    Incremental by customer: the customers of the changed file versions
+    (macros/incremental_changes.sql) are worked out again from all their footprints, read
+    through the footprints' index on customer_key; a customer with no dated transaction
+    left goes.
 #}
 {{ config(
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_groups(['customer_key'], changed_customers()) }}",
+    post_hook="{{ analyze_for_planner(when_unknown=true) }}",
+    indexes=[
+        {'columns': ['customer_key']},
+        {'columns': ['first_week_start_local']},
+    ] if target.type == 'postgres' else none,
     dist='customer_key' if target.type == 'redshift' else none,
 ) }}
+-- depends_on: {{ ref('int_build_changes') }}
 
 with
 
-card_transactions as (
+footprints as (
 
     select
-        transaction_id,
-        source_key,
-        line_number,
         customer_key,
+        source_key,
         branch_name,
-        transacted_at_utc,
-        transacted_at_local
-    from {{ ref('int_build_transactions') }}
-    where customer_key is not null and transacted_at_utc is not null
+        sales_date_local,
+        week_start_local,
+        first_transacted_at_utc,
+        first_line_number
+    from {{ ref('int_file_footprints') }}
+    where
+        is_current
+        and customer_key is not null
+        and first_transacted_at_utc is not null
+    {% if is_incremental() -%}
+        and {{ in_list('customer_key', changed_customers()) }}
+    {%- endif %}
 
 ),
 
@@ -31,9 +52,10 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by customer_key order by transacted_at_utc, source_key, line_number
+            partition by customer_key
+            order by first_transacted_at_utc, source_key, first_line_number
         ) as visit_number
-    from card_transactions
+    from footprints
 
 ),
 
@@ -41,11 +63,11 @@ final as (
 
     select
         customer_key,
-        transaction_id as first_transaction_id,
+        {{ dbt.hash(dbt.concat(['source_key', "'|'", 'first_line_number'])) }} as first_transaction_id,
         branch_name as first_branch_name,
-        transacted_at_utc as first_seen_at_utc,
-        cast(transacted_at_local as date) as first_seen_date_local,
-        {{ week_start('transacted_at_local') }} as first_week_start_local
+        first_transacted_at_utc as first_seen_at_utc,
+        sales_date_local as first_seen_date_local,
+        week_start_local as first_week_start_local
     from ranked
     where visit_number = 1
 

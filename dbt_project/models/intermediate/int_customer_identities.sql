@@ -9,6 +9,7 @@
 #}
 {{ config(
     materialized='table',
+    post_hook="{{ analyze_for_planner() }}",
     dist='all' if target.type == 'redshift' else none,
 ) }}
 

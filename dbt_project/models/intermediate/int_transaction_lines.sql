@@ -4,14 +4,19 @@
 -- each file version is parsed once.
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_files',
     unique_key='source_key',
     on_schema_change='fail',
-    post_hook="{{ delete_superseded_file_rows() }}",
+    post_hook=["{{ delete_superseded_file_rows() }}", "{{ analyze_for_planner(when_unknown=true) }}"],
+    indexes=[
+        {'columns': ['source_key', 'file_checksum']},
+        {'columns': ['transacted_at_utc']},
+    ] if target.type == 'postgres' else none,
     dist='transaction_id' if target.type == 'redshift' else none,
     sort=['source_key'] if target.type == 'redshift' else none,
 ) }}
 -- depends_on: {{ ref('int_build_files') }}
+-- depends_on: {{ ref('stg_till__loaded_files') }}
 
 with
 
@@ -27,14 +32,15 @@ transactions as (
         loaded_at
     from {{ ref('int_build_transactions') }}
     {% if is_incremental() -%}
-        where source_key in ({{ files_to_rebuild() }})
+        where {{ in_list('source_key', files_to_rebuild()) }}
     {%- endif %}
 
 ),
 
-spine as (
+spine as {{ materialized_cte() }} (
 
-    -- Only as many numbers as the largest basket has items.
+    -- Only as many numbers as the largest basket has items (computed once, not per
+    -- basket).
     select numbers.n
     from {{ ref('int_numbers') }} as numbers
     where numbers.n <= (select max(transactions.basket_items) from transactions)

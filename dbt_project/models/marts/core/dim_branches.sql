@@ -1,14 +1,30 @@
--- One row per branch that has traded.
-{{ config(dist='all' if target.type == 'redshift' else none) }}
+-- One row per branch that has traded. Read from the current file footprints; incremental
+-- by branch: a branch that changed file versions touch is worked out again (and goes when
+-- nothing of it is left).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_groups(['branch_key'], changed_branches()) }}",
+    post_hook="{{ analyze_for_planner(when_unknown=true) }}",
+    dist='all' if target.type == 'redshift' else none,
+) }}
+-- depends_on: {{ ref('int_build_changes') }}
 
 with
 
-transactions as (
+footprints as (
 
     select
         branch_name,
-        transacted_at_utc
-    from {{ ref('int_build_transactions') }}
+        first_transacted_at_utc,
+        last_transacted_at_utc
+    from {{ ref('int_file_footprints') }}
+    where
+        is_current
+    {% if is_incremental() -%}
+        and branch_name in (select changed.branch_name from ({{ changed_branches() }}) as changed)
+    {%- endif %}
 
 ),
 
@@ -17,9 +33,9 @@ final as (
     select
         cast({{ dbt.hash('branch_name') }} as varchar(32)) as branch_key,
         cast(branch_name as varchar(256)) as branch_name,
-        cast(min(transacted_at_utc) as timestamptz) as first_transaction_at_utc,
-        cast(max(transacted_at_utc) as timestamptz) as last_transaction_at_utc
-    from transactions
+        cast(min(first_transacted_at_utc) as timestamptz) as first_transaction_at_utc,
+        cast(max(last_transacted_at_utc) as timestamptz) as last_transaction_at_utc
+    from footprints
     group by branch_name
 
 )

@@ -1,8 +1,16 @@
--- One row per card customer (a keyed card hash); cash customers are anonymous.
+-- One row per card customer (a keyed card hash); cash customers are anonymous. Read from
+-- the current file footprints; incremental by customer: the customers of changed file
+-- versions are worked out again from all their footprints (and go when none is left).
 {{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_groups(['customer_key'], changed_customers()) }}",
+    post_hook="{{ analyze_for_planner(when_unknown=true) }}",
     dist='customer_key' if target.type == 'redshift' else none,
     sort=['first_seen_at_utc'] if target.type == 'redshift' else none,
 ) }}
+-- depends_on: {{ ref('int_build_changes') }}
 
 with
 
@@ -10,10 +18,15 @@ visits as (
 
     select
         customer_key,
-        count(*) as visit_count,
-        max(transacted_at_utc) as last_seen_at_utc
-    from {{ ref('int_build_transactions') }}
-    where customer_key is not null
+        sum(transactions) as visit_count,
+        max(last_transacted_at_utc) as last_seen_at_utc
+    from {{ ref('int_file_footprints') }}
+    where
+        is_current
+        and customer_key is not null
+    {% if is_incremental() -%}
+        and {{ in_list('customer_key', changed_customers()) }}
+    {%- endif %}
     group by customer_key
 
 ),

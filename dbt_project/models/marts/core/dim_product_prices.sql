@@ -1,32 +1,36 @@
 -- One row per period during which a product sold at one price (observed, not a price list).
+-- Periods are the products' daily price runs (int_product_price_runs) read in order and
+-- merged where a day ends at the price the next begins with: the same periods as every
+-- basket line's (till time, price) in order, from a few rows per product and day.
 {{ config(dist='all' if target.type == 'redshift' else none) }}
 
 with
 
-observations as (
+runs as (
 
-    select distinct
+    select
         product_key,
-        transacted_at_utc,
-        unit_price
-    from {{ ref('int_transaction_lines') }}
-    where transacted_at_utc is not null
+        sales_date_local,
+        run_number,
+        unit_price,
+        first_sold_at_utc,
+        last_sold_at_utc
+    from {{ ref('int_product_price_runs') }}
+    where sales_date_local is not null
 
 ),
 
 changes as (
 
     select
-        product_key,
-        transacted_at_utc,
-        unit_price,
+        *,
         case
             when lag(unit_price) over (
-                partition by product_key order by transacted_at_utc, unit_price
+                partition by product_key order by sales_date_local, run_number
             ) = unit_price then 0
             else 1
         end as is_new_price
-    from observations
+    from runs
 
 ),
 
@@ -34,10 +38,11 @@ islands as (
 
     select
         product_key,
-        transacted_at_utc,
         unit_price,
+        first_sold_at_utc,
+        last_sold_at_utc,
         sum(is_new_price) over (
-            partition by product_key order by transacted_at_utc, unit_price
+            partition by product_key order by sales_date_local, run_number
             rows between unbounded preceding and current row
         ) as price_period
     from changes
@@ -50,8 +55,8 @@ periods as (
         product_key,
         price_period,
         min(unit_price) as unit_price,
-        min(transacted_at_utc) as valid_from,
-        max(transacted_at_utc) as last_seen_at_utc
+        min(first_sold_at_utc) as valid_from,
+        max(last_sold_at_utc) as last_seen_at_utc
     from islands
     group by product_key, price_period
 

@@ -1,5 +1,7 @@
 -- One row per sellable product: size × drink × flavour, flagged where the vocabulary
--- (the product_sizes and product_categories seeds) does not know it.
+-- (the product_sizes and product_categories seeds) does not know it. Read from the
+-- products' daily price runs (int_product_price_runs: a few rows per product and day, not
+-- every basket line), so the vocabulary costs the same every build.
 {{ config(dist='all' if target.type == 'redshift' else none) }}
 
 with
@@ -11,7 +13,7 @@ lines as (
         size,
         product,
         flavour
-    from {{ ref('int_transaction_lines') }}
+    from {{ ref('int_product_price_runs') }}
 
 ),
 

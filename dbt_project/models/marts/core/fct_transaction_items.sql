@@ -1,14 +1,19 @@
 -- One row per product line of a transaction (repeats of a product summed into quantity).
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_files',
     unique_key='source_key',
     on_schema_change='fail',
-    post_hook="{{ delete_superseded_file_rows() }}",
+    post_hook=["{{ delete_superseded_file_rows() }}", "{{ analyze_for_planner(when_unknown=true) }}"],
+    indexes=[
+        {'columns': ['source_key', 'file_checksum']},
+        {'columns': ['transaction_id']},
+    ] if target.type == 'postgres' else none,
     dist='transaction_id' if target.type == 'redshift' else none,
     sort=['source_key'] if target.type == 'redshift' else none,
 ) }}
 -- depends_on: {{ ref('int_build_files') }}
+-- depends_on: {{ ref('stg_till__loaded_files') }}
 
 with
 
@@ -16,7 +21,7 @@ lines as (
 
     select * from {{ ref('int_transaction_lines') }}
     {% if is_incremental() -%}
-        where source_key in ({{ files_to_rebuild() }})
+        where {{ in_list('source_key', files_to_rebuild()) }}
     {%- endif %}
 
 ),

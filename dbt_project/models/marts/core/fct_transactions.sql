@@ -1,14 +1,20 @@
 -- One row per till transaction.
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_files',
     unique_key='source_key',
     on_schema_change='append_new_columns',
-    post_hook="{{ delete_superseded_file_rows() }}",
+    post_hook=["{{ delete_superseded_file_rows() }}", "{{ analyze_for_planner(when_unknown=true) }}"],
+    indexes=[
+        {'columns': ['source_key', 'file_checksum']},
+        {'columns': ['customer_key']},
+        {'columns': ['sales_date_local', 'branch_key']},
+    ] if target.type == 'postgres' else none,
     dist='transaction_id' if target.type == 'redshift' else none,
     sort=['sales_date_local', 'branch_key'] if target.type == 'redshift' else none,
 ) }}
 -- depends_on: {{ ref('int_customer_identities') }}
+-- depends_on: {{ ref('stg_till__loaded_files') }}
 {#- An erasure or a key rotation's link can change the customer of rows already built:
     those files are rebuilt too (macros/incremental_files.sql). #}
 
@@ -18,7 +24,7 @@ transactions as (
 
     select * from {{ ref('int_build_transactions') }}
     {% if is_incremental() -%}
-        where source_key in ({{ files_to_rebuild(customers=true) }})
+        where {{ in_list('source_key', files_to_rebuild(customers=true)) }}
     {%- endif %}
 
 ),
@@ -40,7 +46,7 @@ lines as (
         sum(quantity) as item_count
     from {{ ref('int_transaction_lines') }}
     {% if is_incremental() -%}
-        where source_key in ({{ files_to_rebuild(customers=true) }})
+        where {{ in_list('source_key', files_to_rebuild(customers=true)) }}
     {%- endif %}
     group by transaction_id
 

@@ -1,9 +1,33 @@
--- New, returning and active card customers per café-local ISO week and branch.
+-- New, returning and active card customers per café-local ISO week and branch. Incremental
+-- by (week, branch): where changed customers' rows are, before and after the change, and
+-- where a first visit may have moved from or to (macros/customer_changes.sql).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_groups(['week_start_local', 'branch_name'], changed_customer_weeks()) }}",
+    post_hook="{{ analyze_for_planner(when_unknown=true) }}",
+    indexes=[{'columns': ['week_start_utc', 'branch_name']}] if target.type == 'postgres' else none,
+    dist='all' if target.type == 'redshift' else none,
+    sort=['week_start_utc', 'branch_name'] if target.type == 'redshift' else none,
+) }}
+-- depends_on: {{ ref('int_build_changes') }}
+-- depends_on: {{ ref('int_file_footprints') }}
+
 with
 
 customer_weeks as (
 
-    select * from {{ ref('int_customer_branch_weeks') }}
+    select customer_weeks.* from {{ ref('int_customer_branch_weeks') }} as customer_weeks
+    {% if is_incremental() -%}
+        where exists (
+            select 1
+            from ({{ changed_customer_weeks() }}) as changed
+            where
+                changed.week_start_local = customer_weeks.week_start_local
+                and changed.branch_name = customer_weeks.branch_name
+        )
+    {%- endif %}
 
 ),
 

@@ -1,9 +1,32 @@
--- Sales per café-local day and branch.
+-- Sales per café-local day and branch. Incremental by (day, branch): the pairs that changed
+-- file versions touch, before and after the change (macros/incremental_changes.sql), are
+-- aggregated again from the facts' index on (sales_date_local, branch_key).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_groups(['sales_date_local', 'branch_name'], changed_sales_days()) }}",
+    post_hook="{{ analyze_for_planner(when_unknown=true) }}",
+    indexes=[{'columns': ['day_start_utc', 'branch_name']}] if target.type == 'postgres' else none,
+    dist='all' if target.type == 'redshift' else none,
+    sort=['day_start_utc', 'branch_name'] if target.type == 'redshift' else none,
+) }}
+-- depends_on: {{ ref('int_build_changes') }}
+
 with
 
 transactions as (
 
-    select * from {{ ref('fct_transactions') }}
+    select transactions.* from {{ ref('fct_transactions') }} as transactions
+    {% if is_incremental() -%}
+        where exists (
+            select 1
+            from ({{ changed_sales_days() }}) as changed
+            where
+                changed.sales_date_local = transactions.sales_date_local
+                and changed.branch_key = transactions.branch_key
+        )
+    {%- endif %}
 
 ),
 

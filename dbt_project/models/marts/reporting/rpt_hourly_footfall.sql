@@ -1,14 +1,36 @@
--- Transactions per café-local hour and branch: when the cafés are busy.
+-- Transactions per café-local hour and branch: when the cafés are busy. Incremental by
+-- (day, branch), as rpt_daily_branch_sales.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_groups(['sales_date_local', 'branch_name'], changed_sales_days()) }}",
+    post_hook="{{ analyze_for_planner(when_unknown=true) }}",
+    indexes=[{'columns': ['hour_start_utc', 'branch_name']}, {'columns': ['sales_date_local', 'branch_name']}] if target.type == 'postgres' else none,
+    dist='all' if target.type == 'redshift' else none,
+    sort=['hour_start_utc', 'branch_name'] if target.type == 'redshift' else none,
+) }}
+-- depends_on: {{ ref('int_build_changes') }}
+
 with
 
 transactions as (
 
     select
-        branch_key,
-        total_amount,
-        sales_date_local,
-        {{ dbt.date_trunc('hour', 'transacted_at_local') }} as hour_start_local
-    from {{ ref('fct_transactions') }}
+        transactions.branch_key,
+        transactions.total_amount,
+        transactions.sales_date_local,
+        {{ dbt.date_trunc('hour', 'transactions.transacted_at_local') }} as hour_start_local
+    from {{ ref('fct_transactions') }} as transactions
+    {% if is_incremental() -%}
+        where exists (
+            select 1
+            from ({{ changed_sales_days() }}) as changed
+            where
+                changed.sales_date_local = transactions.sales_date_local
+                and changed.branch_key = transactions.branch_key
+        )
+    {%- endif %}
 
 ),
 

@@ -1,4 +1,17 @@
--- Units and revenue per café-local day, branch and product.
+-- Units and revenue per café-local day, branch and product. Incremental by (day, branch),
+-- as rpt_daily_branch_sales; the items come through their index on transaction_id.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_changed_groups(['sales_date_local', 'branch_name'], changed_sales_days()) }}",
+    post_hook="{{ analyze_for_planner(when_unknown=true) }}",
+    indexes=[{'columns': ['day_start_utc', 'branch_name']}, {'columns': ['sales_date_local', 'branch_name']}] if target.type == 'postgres' else none,
+    dist='all' if target.type == 'redshift' else none,
+    sort=['day_start_utc', 'branch_name'] if target.type == 'redshift' else none,
+) }}
+-- depends_on: {{ ref('int_build_changes') }}
+
 with
 
 items as (
@@ -10,10 +23,19 @@ items as (
 transactions as (
 
     select
-        transaction_id,
-        branch_key,
-        sales_date_local
-    from {{ ref('fct_transactions') }}
+        transactions.transaction_id,
+        transactions.branch_key,
+        transactions.sales_date_local
+    from {{ ref('fct_transactions') }} as transactions
+    {% if is_incremental() -%}
+        where exists (
+            select 1
+            from ({{ changed_sales_days() }}) as changed
+            where
+                changed.sales_date_local = transactions.sales_date_local
+                and changed.branch_key = transactions.branch_key
+        )
+    {%- endif %}
 
 ),
 
