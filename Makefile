@@ -64,10 +64,9 @@ typecheck:
 pytest:
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
-bench: setup  ## benchmarks: ratios against raw COPY, a row-at-a-time loader, full vs incremental dbt
+bench: setup  ## benchmarks as one table: loader vs raw COPY and row-at-a-time, full vs incremental dbt, panels, make test
 	$(CAFE) up
-	$(BIN)/python -m bench.bench_load
-	$(BIN)/python -m bench.bench_dbt
+	$(BIN)/python -m bench
 
 down:  ## stop the local stack
 	@if [ -x $(CAFE) ]; then $(CAFE) down; else echo "nothing to stop (no .venv)"; fi

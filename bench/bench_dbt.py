@@ -1,6 +1,6 @@
 """dbt benchmark: a full rebuild against an incremental build after one more day of files.
 
-    python -m bench.bench_dbt [--branches 10] [--days 80] [--seed 2021]
+    python -m bench.bench_dbt [--branches 10] [--days 180] [--seed 2021]
 
 In a scratch database of the running stack (`cafe up`, or CAFE_DATABASE_URL) it loads
 BRANCHES x DAYS generated branch files through the loader (about 200k transactions with
@@ -11,8 +11,10 @@ then times, on the same data:
 (b) `dbt build --full-refresh` — everything rebuilt from raw (the anchor).
 
 Both include the tests. Besides wall-clock time it prints the time dbt spent in models and
-in tests (from run_results.json), and the facts' own times, where incremental pays off.
-The scratch database is dropped at the end.
+in tests (from run_results.json), and the facts' own times. On the built marts it then
+times every SQL panel of both dashboards (PostgreSQL flavour, over the whole trading
+period, the fastest of three runs). `dbt_rows` returns the figures as rows of `make
+bench`'s table. The scratch database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from bench.bench_load import BenchRow, print_table
 from cafe.commands.build import run_dbt
+from cafe.dashboards.flavours import POSTGRES
+from cafe.dashboards.provisioning import DASHBOARDS, dashboard_json
+from cafe.dashboards.queries import PanelTiming, sales_window, time_panel_queries
 from cafe.samples import GenerationPlan, iter_generated_files
 from loader.errors import ConfigurationError
 from loader.hashing import load_card_key
@@ -43,6 +49,9 @@ from loader.writers import open_warehouse
 
 FACTS = ("fct_transactions", "fct_transaction_items")
 SLOWEST_SHOWN = 5
+INCREMENTAL_SHARE_GOAL = 0.15
+SLOWEST_PANEL_GOAL_SECONDS = 0.3
+PANEL_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -146,15 +155,41 @@ def _print_timing(name: str, timing: BuildTiming) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--branches", type=int, default=10)
-    parser.add_argument("--days", type=int, default=80, help="days loaded before the extra day")
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
-    parser.add_argument("--seed", type=int, default=2021)
-    args = parser.parse_args(argv)
-    plan = GenerationPlan.for_run(args.branches, args.days + 1, args.start, args.seed)
+@dataclass(frozen=True)
+class DbtFigures:
+    branches: int
+    days: int
+    transactions: int
+    first: BuildTiming
+    incremental: BuildTiming
+    full: BuildTiming
+    identical: bool
+    panels: tuple[PanelTiming, ...]
 
+
+def panel_timings(settings: Settings) -> tuple[PanelTiming, ...]:
+    """Every SQL panel of both dashboards on the built marts, over the whole trading period."""
+    assert settings.database_url
+    with psycopg.connect(settings.database_url, autocommit=True) as connection:
+        window = sales_window(connection, "reporting")
+        if window is None:
+            raise RuntimeError("the reporting marts are empty: nothing to time the panels on")
+        return tuple(
+            timing
+            for build_dashboard in DASHBOARDS.values()
+            for timing in time_panel_queries(
+                connection,
+                dashboard_json(build_dashboard, POSTGRES),
+                POSTGRES,
+                window,
+                repeat=PANEL_REPEATS,
+            )
+        )
+
+
+def measure(branches: int, days: int, start: date, seed: int) -> DbtFigures:
+    """Load `days` days, build, load one more day, build incrementally, then fully."""
+    plan = GenerationPlan.for_run(branches, days + 1, start, seed)
     with scratch_database(load_settings()) as settings, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         earlier, last_day = generate(plan, folder / "files")
@@ -162,33 +197,76 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load(settings, earlier)
         print(
             f"loaded {loaded:,} transactions from {len(earlier)} files"
-            f" in {time.perf_counter() - started:.1f} s"
+            f" in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
         )
         first = build(settings, folder / "target_first")
-        _print_timing("first build (empty facts)", first)
-
-        extra = load(settings, last_day)
-        print(f"one more day: {extra:,} transactions from {len(last_day)} files")
+        load(settings, last_day)
         incremental = build(settings, folder / "target_incremental")
         facts_incremental = count_rows(settings, "marts", "fct_transactions")
         full = build(settings, folder / "target_full", "--full-refresh")
         facts_full = count_rows(settings, "marts", "fct_transactions")
-
-    print(f"dbt build on {facts_full:,} transactions ({args.branches} branches):")
-    _print_timing("(a) incremental dbt build", incremental)
-    _print_timing("(b) dbt build --full-refresh", full)
-    print(
-        f"  full-refresh / incremental, wall  = {full.wall_seconds / incremental.wall_seconds:.2f}x"
+        panels = panel_timings(settings)
+    return DbtFigures(
+        branches=branches,
+        days=days + 1,
+        transactions=facts_full,
+        first=first,
+        incremental=incremental,
+        full=full,
+        identical=facts_incremental == facts_full,
+        panels=panels,
     )
-    if incremental.fact_seconds > 0:
-        print(
-            "  full-refresh / incremental, facts = "
-            f"{full.fact_seconds / incremental.fact_seconds:.2f}x"
-        )
-    if facts_incremental != facts_full:
-        print(f"  MISMATCH: incremental {facts_incremental:,} vs full {facts_full:,} transactions")
-        return 1
-    return 0
+
+
+def table_rows(figures: DbtFigures) -> list[BenchRow]:
+    """The figures as `make bench` rows."""
+    incremental, full = figures.incremental, figures.full
+    scale = f"{figures.branches} branches x {figures.days} days, {figures.transactions:,} sales"
+    slowest = max(figures.panels, key=lambda timing: timing.seconds)
+    return [
+        BenchRow(
+            f"dbt build after one more day, {scale}",
+            f"{incremental.wall_seconds:.1f} s",
+            f"dbt build --full-refresh {full.wall_seconds:.1f} s",
+            f"{incremental.wall_seconds / full.wall_seconds:.2f}"
+            f" (goal <= {INCREMENTAL_SHARE_GOAL})",
+        ),
+        BenchRow(
+            "  of which models / tests (dbt's thread time)",
+            f"{incremental.model_seconds:.1f} s / {incremental.test_seconds:.1f} s",
+            f"{full.model_seconds:.1f} s / {full.test_seconds:.1f} s",
+            f"{incremental.model_seconds / full.model_seconds:.2f}"
+            f" / {incremental.test_seconds / full.test_seconds:.2f}",
+        ),
+        BenchRow(
+            "incremental facts equal the full refresh",
+            "yes" if figures.identical else "NO",
+            "fct_transactions row count",
+            "",
+        ),
+        BenchRow(
+            f"slowest panel of {len(figures.panels)}: {slowest.panel_title}",
+            f"{slowest.seconds * 1000:.0f} ms",
+            f"goal {SLOWEST_PANEL_GOAL_SECONDS * 1000:.0f} ms",
+            f"{slowest.seconds / SLOWEST_PANEL_GOAL_SECONDS:.2f}x",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--branches", type=int, default=10)
+    parser.add_argument("--days", type=int, default=180, help="days loaded before the extra day")
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
+    parser.add_argument("--seed", type=int, default=2021)
+    args = parser.parse_args(argv)
+    figures = measure(args.branches, args.days, args.start, args.seed)
+    _print_timing("first build", figures.first)
+    _print_timing("(a) incremental dbt build", figures.incremental)
+    _print_timing("(b) dbt build --full-refresh", figures.full)
+    print_table(table_rows(figures))
+    return 0 if figures.identical else 1
 
 
 if __name__ == "__main__":
