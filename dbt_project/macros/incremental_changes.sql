@@ -130,6 +130,24 @@
 {%- endmacro %}
 
 
+{#
+    The where-clause of a reporting mart's read of fct_transactions (alias `alias`) on an
+    incremental run: only the (café-local day, branch) pairs that changed versions touch,
+    which the mart's pre_hook deleted. Nothing on a full build.
+#}
+{% macro on_changed_sales_days(alias) -%}
+    {%- if is_incremental() -%}
+        where exists (
+            select 1
+            from ({{ changed_sales_days() }}) as changed
+            where
+                changed.sales_date_local = {{ alias }}.sales_date_local
+                and changed.branch_key = {{ alias }}.branch_key
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+
 {# Branches the changed versions touch, with dim_branches' key. #}
 {% macro changed_branches() -%}
     select distinct

@@ -10,22 +10,13 @@ kind of history to show.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+from dashboard_helpers import Marts
 
-from loader.settings import Settings
 from tests.conftest import BuiltWarehouse
-
-
-@dataclasses.dataclass(frozen=True)
-class Marts:
-    database_url: str
-    settings: Settings
-    broken_lines: int
-    broken_branch: str
 
 
 @pytest.fixture(scope="session")

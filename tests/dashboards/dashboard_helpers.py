@@ -12,10 +12,21 @@ import yaml
 
 from cafe.dashboards.flavours import FLAVOURS, Flavour, ResultFormat
 from cafe.dashboards.provisioning import ALERTS_FILE, DASHBOARDS, dashboard_json
+from loader.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "infra" / "grafana"
 PROVISIONING = GRAFANA / "provisioning"
+
+
+@dataclass(frozen=True)
+class Marts:
+    """The session's built warehouse as the dashboards suite reads it (its `marts` fixture)."""
+
+    database_url: str
+    settings: Settings
+    broken_lines: int
+    broken_branch: str
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 import psycopg
 import pytest
-from conftest import Marts
+from dashboard_helpers import Marts
 from playwright.sync_api import Page
 
 from cafe.commands.build import STATIC_DOCS, dbt_env, dbt_executable_path

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Marts
+from dashboard_helpers import Marts
 from playwright.sync_api import Page, ViewportSize
 
 from cafe.dashboards import cafe_sales

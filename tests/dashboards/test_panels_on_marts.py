@@ -17,8 +17,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Marts
 from dashboard_helpers import (
+    Marts,
     SqlPanelQuery,
     alert_rule_sql,
     marts_read,

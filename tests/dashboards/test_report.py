@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import Marts
+from dashboard_helpers import Marts
 
 from cafe.cli import main as cafe
 from cafe.report import render_report

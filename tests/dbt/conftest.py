@@ -4,82 +4,20 @@
 once through the command line, which also keeps the build's manifest for `--state`), as
 the dbt tests read it. Tests that need their own history (incremental builds, odd raw rows,
 a racing load) use `load_files` and dbt on a `private_database` or `fresh_database_url`
-instead; tests that change the project work on a copy of it (`copy_project`).
+instead; tests that change the project work on a copy of it (`copy_project`). Test modules
+import those helpers from `dbt_helpers`, never from a conftest.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from dbt_helpers import DbtWarehouse
 
-from cafe.commands.build import dbt_env, dbt_executable_path
-from cafe.dbt_project import dbt_project_dir
-from loader.settings import Settings
-from tests.conftest import (
-    BuiltWarehouse,
-    add_summary_line,
-    assert_dbt_ok,
-    grant_reporting_connect,
-    load_files,
-    private_database,
-    run_cafe,
-    with_database,
-)
-
-__all__ = [
-    "DbtRunner",
-    "DbtWarehouse",
-    "add_summary_line",
-    "assert_dbt_ok",
-    "copy_project",
-    "grant_reporting_connect",
-    "load_files",
-    "private_database",
-    "run_cafe",
-    "run_dbt_captured",
-    "with_database",
-]
-
-
-@dataclasses.dataclass(frozen=True)
-class DbtWarehouse:
-    """A database with raw data loaded and every dbt model built in it."""
-
-    database_url: str
-    settings: Settings
-    env: dict[str, str]
-    target_dir: Path
-    kept_state: Path
-
-
-DbtRunner = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def run_dbt_captured(
-    settings: Settings, *args: str, project: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run dbt on the project (or a copy) against the settings' database; output captured."""
-    return subprocess.run(
-        [str(dbt_executable_path()), *args],
-        cwd=project or dbt_project_dir(),
-        env=dbt_env(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def copy_project(destination: Path) -> Path:
-    """A copy of the dbt project without what dbt or a person wrote into it."""
-    ignored = shutil.ignore_patterns("target", "logs", "dbt_packages", "profiles.yml", ".user.yml")
-    return Path(shutil.copytree(dbt_project_dir(), destination, ignore=ignored))
+from tests.conftest import BuiltWarehouse
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import assert_dbt_ok, load_files, private_database, run_dbt_captured
+from dbt_helpers import assert_dbt_ok, load_files, private_database, run_dbt_captured
 
 from cafe.dbt_project import dbt_project_dir, project_vars
 from loader.contract import MAX_BASKET_ITEMS, REASON_FIELDS, basket_problem

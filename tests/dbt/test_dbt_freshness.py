@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import psycopg
-from conftest import DbtWarehouse, run_cafe
+from dbt_helpers import DbtWarehouse, run_cafe
 
 SOURCES = {"till.transactions", "till.loaded_files", "till.rejected_rows", "till.card_links"}
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import assert_dbt_ok, load_files, run_dbt_captured
+from dbt_helpers import assert_dbt_ok, load_files, run_dbt_captured
 
 from cafe.samples import GenerationPlan, iter_generated_files
 from loader.hashing import CardKeys, load_card_key

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import load_files, private_database, run_dbt_captured
+from dbt_helpers import load_files, private_database, run_dbt_captured
 
 from cafe.dbt_project import dbt_log_dir
 from loader.settings import Settings

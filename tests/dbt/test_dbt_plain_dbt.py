@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import DbtWarehouse, copy_project
+from dbt_helpers import DbtWarehouse, copy_project
 
 from cafe.dbt_profile import ProfileOutcome, write_local_profile
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DbtWarehouse, add_summary_line
+from dbt_helpers import DbtWarehouse, add_summary_line
 
 from cafe.dbt_project import dbt_project_dir
 

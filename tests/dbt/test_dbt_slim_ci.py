@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import DbtWarehouse, copy_project
+from dbt_helpers import DbtWarehouse, copy_project
 
 from cafe.commands.build import dbt_executable_path
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import assert_dbt_ok, load_files, run_dbt_captured
+from dbt_helpers import assert_dbt_ok, load_files, run_dbt_captured
 
 from cafe.commands.build import dbt_env, dbt_executable_path
 from cafe.dbt_project import dbt_project_dir

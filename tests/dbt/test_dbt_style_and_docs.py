@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DbtWarehouse
+from dbt_helpers import DbtWarehouse
 
 
 def test_cafe_docs_writes_the_static_site(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import DbtWarehouse, run_dbt_captured, with_database
+from dbt_helpers import DbtWarehouse, run_dbt_captured, with_database
 
 from loader.settings import REPORTING_ROLE
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import assert_dbt_ok, load_files, run_dbt_captured
+from dbt_helpers import assert_dbt_ok, load_files, run_dbt_captured
 from psycopg import sql
 
 from loader.hashing import CardKeys, load_card_key

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import assert_dbt_ok, run_dbt_captured
+from dbt_helpers import assert_dbt_ok, run_dbt_captured
 
 from loader.hashing import CardKey, CardKeys, hash_card
 from loader.privacy.erasure import forget_card

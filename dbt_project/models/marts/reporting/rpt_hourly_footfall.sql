@@ -22,15 +22,7 @@ transactions as (
         transactions.sales_date_local,
         {{ dbt.date_trunc('hour', 'transactions.transacted_at_local') }} as hour_start_local
     from {{ ref('fct_transactions') }} as transactions
-    {% if is_incremental() -%}
-        where exists (
-            select 1
-            from ({{ changed_sales_days() }}) as changed
-            where
-                changed.sales_date_local = transactions.sales_date_local
-                and changed.branch_key = transactions.branch_key
-        )
-    {%- endif %}
+    {{ on_changed_sales_days('transactions') }}
 
 ),
 
