@@ -31,7 +31,7 @@ import pytest
 from cafe import stack as local_stack
 from tests.conftest import SAMPLES_DIR, make_stack_dir
 from tests.fixtures.hostile import generate
-from tests.privacy_scan import scan_database, scan_log_files, scan_text
+from tests.privacy_scan import json_strings, scan_database, scan_log_files, scan_log_text, scan_text
 
 CORPUS = Path(generate.__file__).resolve().parent
 MANIFEST: dict[str, dict[str, Any]] = json.loads(generate.MANIFEST.read_text())
@@ -165,28 +165,6 @@ def test_the_build_passes_refreshes_the_marts_and_reconciles(delivered: dict[str
     ) == [(True,)]
 
 
-def _scannable(line: str) -> str:
-    """A log line as the scan reads it: an EMF metric document by its texts only.
-
-    Metric values and timestamps are numbers (a 13-digit epoch in milliseconds may pass
-    Luhn); a card number could only hide in a name, a dimension or a string value.
-    """
-    if '"_aws"' not in line:
-        return line
-    return "\n".join(_strings(json.loads(line)))
-
-
-def _strings(document: Any) -> list[str]:
-    """Every key and string value of a JSON document, one by one."""
-    if isinstance(document, str):
-        return [document]
-    if isinstance(document, dict):
-        return [text for key, value in document.items() for text in (str(key), *_strings(value))]
-    if isinstance(document, list):
-        return [text for value in document for text in _strings(value)]
-    return []
-
-
 def _schemas(url: str) -> list[str]:
     return [
         schema
@@ -233,9 +211,7 @@ def test_no_card_number_in_any_log_or_metric(delivered: dict[str, Any], state: P
         ("build stdout", build.stdout),
         ("build stderr", build.stderr),
     ):
-        for number, line in enumerate(text.splitlines(), start=1):
-            where = f"{label}:{number}"
-            assert scan_text(_scannable(line), where, known_cards=cards) == [], line[:200]
+        assert scan_log_text(text, label, known_cards=cards) == []
     logs = [
         path
         for path in state.rglob("*")
@@ -252,7 +228,7 @@ def test_no_card_number_in_any_log_or_metric(delivered: dict[str, Any], state: P
     # (a checksum's digits must not join a neighbour's into a false card number).
     documents = [path for path in logs if path.suffix == ".json"]
     for document in documents:
-        for number, text in enumerate(_strings(json.loads(document.read_text()))):
+        for number, text in enumerate(json_strings(json.loads(document.read_text()))):
             where = f"{document.name}#{number}"
             assert scan_text(text, where, known_cards=cards) == [], where
     assert scan_log_files([p for p in logs if p not in documents], known_cards=cards) == []

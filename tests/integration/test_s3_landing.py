@@ -30,7 +30,7 @@ from loader.handler import SERVICE_NAME, lambda_handler
 from loader.handler import logger as handler_logger
 from loader.settings import Settings, load_settings
 from tests.integration.test_loader_handler import discard_pending_messages
-from tests.privacy_scan import scan_database, scan_log_files, scan_text
+from tests.privacy_scan import scan_database, scan_log_files, scan_log_text, scan_text
 
 HEADER = "date,location,name,basket,total,payment_type,card_number"
 CARD = "4111111111111111"
@@ -142,7 +142,7 @@ def test_a_card_number_in_the_key_refuses_the_file_and_never_leaves_the_bucket(
     assert "************1111_02-02-2024" in structured.getvalue()  # logged, masked
     assert settings.database_url
     assert scan_database(settings.database_url, known_cards=[CARD]) == []
-    assert scan_text(logged, "handler output", known_cards=[CARD]) == []
+    assert scan_log_text(logged, "handler output", known_cards=[CARD]) == []
     # moto logs no request line (its path holds the key); the server log no statement.
     for log in (stack_root / "moto.log", stack_root / "pg" / "server.log"):
         text = log.read_text(errors="replace")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from pathlib import Path
 
 from loader.cards import find_card_numbers
-from tests.privacy_scan import normalised, scan_log_files, scan_text
+from tests.privacy_scan import normalised, scan_log_files, scan_log_text, scan_text
 
 REAL_EXPORT_CARD = "5494173772652516"  # from the real samples; fails Luhn
 
@@ -54,6 +55,15 @@ def test_ids_inside_a_log_line_are_not_cards_but_a_card_beside_them_is() -> None
     assert [finding.what for finding in scan_text(leaky, "log:1")] == [
         "card number ************1111"
     ]
+
+
+def test_metric_documents_are_scanned_by_their_texts_only() -> None:
+    epoch = "1764528852031"  # an EMF timestamp in milliseconds that passes Luhn
+    assert find_card_numbers(epoch)
+    metric = json.dumps({"_aws": {"Timestamp": int(epoch)}, "LoadErrors": 1.0})
+    assert scan_log_text(f"plain line\n{metric}\n", "stdout") == []
+    leaky = json.dumps({"_aws": {"Timestamp": 1}, "file": "4111 1111 1111 1111"})
+    assert [finding.where for finding in scan_log_text(f"ok\n{leaky}", "stdout")] == ["stdout:2"]
 
 
 def test_log_files_are_scanned_line_by_line(tmp_path: Path) -> None:
