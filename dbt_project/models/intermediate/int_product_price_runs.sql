@@ -148,6 +148,14 @@ undated as (
 
 ),
 
+price_runs as (
+
+    select * from priced
+    union all
+    select * from undated
+
+),
+
 final as (
 
     select
@@ -160,19 +168,7 @@ final as (
         cast(unit_price as numeric(12, 2)) as unit_price,
         cast(first_sold_at_utc as timestamptz) as first_sold_at_utc,
         cast(last_sold_at_utc as timestamptz) as last_sold_at_utc
-    from priced
-    union all
-    select
-        cast(product_key as varchar(32)) as product_key,
-        cast(size as varchar(16)) as size,
-        cast(product as varchar(256)) as product,
-        cast(flavour as varchar(256)) as flavour,
-        cast(sales_date_local as date) as sales_date_local,
-        cast(run_number as integer) as run_number,
-        cast(unit_price as numeric(12, 2)) as unit_price,
-        cast(first_sold_at_utc as timestamptz) as first_sold_at_utc,
-        cast(last_sold_at_utc as timestamptz) as last_sold_at_utc
-    from undated
+    from price_runs
 
 )
 
