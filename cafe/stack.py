@@ -58,7 +58,7 @@ from loader.cards import mask_card_numbers
 from loader.errors import CafeError
 from loader.hashing import create_key_file
 from loader.keyring import read_ring_file
-from loader.schema import card_key_versions_in_use
+from loader.schema import card_key_versions_in_use, ensure_schema
 from loader.settings import (
     DATABASE_NAME,
     DEFAULT_BUCKET,
@@ -644,6 +644,10 @@ def up(root: Path | None = None) -> UpResult:
     if "postgres" in started:
         _provision_database(admin_url, reporting_password)
     configure_server_log(admin_url)
+    # The raw tables, as the bootstrap creates them in AWS: dbt's sources exist before the
+    # first load, so a plain `dbt build` after `cafe up` builds (empty) marts.
+    with psycopg.connect(_postgres_url(SUPERUSER, password, port, DATABASE_NAME)) as warehouse:
+        ensure_schema(warehouse)
     postgres_state.update(
         {
             "port": port,

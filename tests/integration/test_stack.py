@@ -64,6 +64,15 @@ def test_lifecycle_start_reuse_crash_recovery_and_stop(private_root: Path) -> No
         key_file = private_root / "card_hash.key"
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert len(bytes.fromhex(key_file.read_text().strip())) == 32
+        # dbt's sources exist before the first load, so a plain `dbt build` can run.
+        state = json.loads((private_root / "stack.json").read_text())
+        with psycopg.connect(state["postgres"]["url"]) as conn:
+            raw_tables = conn.execute(
+                "select to_regclass('raw.loaded_files') is not null,"
+                " to_regclass('raw.transactions') is not null,"
+                " to_regclass('raw.rejected_rows') is not null"
+            ).fetchone()
+        assert raw_tables == (True, True, True)
 
         second = local_stack.up(private_root)
         assert second.started == [] and sorted(second.reused) == ["postgres", "s3+sqs"]
