@@ -14,6 +14,7 @@ Two nets, so that a scan does not only repeat the loader's own logic:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -59,6 +60,51 @@ def _masked(value: str) -> str:
     return "*" * max(len(value) - 4, 0) + value[-4:]
 
 
+@dataclass(frozen=True)
+class _Needles:
+    """What a scan looks for, prepared once for every text it reads.
+
+    A known card (digits once normalised) can only sit inside a run of digits of the
+    normalised text, so the card net looks up that run's windows of each card length in a
+    set: the same answer as `card in text` for every card, in one pass over the text.
+    """
+
+    cards: frozenset[str]
+    card_lengths: tuple[int, ...]
+    other_cards: tuple[str, ...]  # the rare known card that is not all digits once normalised
+    values: tuple[str, ...]  # casefolded
+
+    @classmethod
+    def of(cls, known_cards: Iterable[str], known_values: Iterable[str]) -> _Needles:
+        flat = {normalised(card) for card in known_cards} - {""}
+        digits = frozenset(card for card in flat if card.isascii() and card.isdigit())
+        return cls(
+            cards=digits,
+            card_lengths=tuple(sorted({len(card) for card in digits})),
+            other_cards=tuple(sorted(flat - digits)),
+            values=tuple(value.casefold() for value in known_values if value),
+        )
+
+    def known_cards_in(self, flat: str) -> list[str]:
+        found: list[str] = []
+        if self.cards:
+            shortest = self.card_lengths[0]
+            for run in _DIGIT_RUN.findall(flat):
+                if len(run) < shortest:
+                    continue
+                for length in self.card_lengths:
+                    found.extend(
+                        run[start : start + length]
+                        for start in range(len(run) - length + 1)
+                        if run[start : start + length] in self.cards
+                    )
+        found.extend(card for card in self.other_cards if card in flat)
+        return sorted(set(found))
+
+
+_DIGIT_RUN = re.compile(r"[0-9]+")
+
+
 def scan_text(
     text: str,
     where: str,
@@ -67,17 +113,32 @@ def scan_text(
     known_values: Iterable[str] = (),
 ) -> list[Finding]:
     """Card numbers and known personal values in one text."""
-    findings: list[Finding] = []
-    flat = normalised(text)
-    for card in known_cards:
-        if normalised(card) in flat:
-            findings.append(Finding(where, f"known card {_masked(normalised(card))}"))
-    lowered = text.casefold()
-    for value in known_values:
-        if value and value.casefold() in lowered:
-            findings.append(Finding(where, f"known value of {len(value)} characters"))
-    for match in find_card_numbers(_HEX_TOKEN.sub(" id ", text)):
-        findings.append(Finding(where, f"card number {_masked(match.digits)}"))
+    return _scan(text, where, _needles(tuple(known_cards), tuple(known_values)))
+
+
+@functools.lru_cache(maxsize=8)
+def _needles(known_cards: tuple[str, ...], known_values: tuple[str, ...]) -> _Needles:
+    # A caller scanning many texts one by one (each string of a JSON document) passes the
+    # same cards every time: they are prepared once.
+    return _Needles.of(known_cards, known_values)
+
+
+def _scan(text: str, where: str, needles: _Needles) -> list[Finding]:
+    findings = [
+        Finding(where, f"known card {_masked(card)}")
+        for card in needles.known_cards_in(normalised(text))
+    ]
+    if needles.values:
+        lowered = text.casefold()
+        findings.extend(
+            Finding(where, f"known value of {len(value)} characters")
+            for value in needles.values
+            if value in lowered
+        )
+    findings.extend(
+        Finding(where, f"card number {_masked(match.digits)}")
+        for match in find_card_numbers(_HEX_TOKEN.sub(" id ", text))
+    )
     return findings
 
 
@@ -113,13 +174,11 @@ def scan_log_text(
     known_values: Iterable[str] = (),
 ) -> list[Finding]:
     """Card numbers and known values in a log's text, line by line (`where:<line>`)."""
-    cards, values = list(known_cards), list(known_values)
+    needles = _needles(tuple(known_cards), tuple(known_values))
     return [
         finding
         for number, line in enumerate(text.splitlines(), start=1)
-        for finding in scan_text(
-            scannable_log_line(line), f"{where}:{number}", known_cards=cards, known_values=values
-        )
+        for finding in _scan(scannable_log_line(line), f"{where}:{number}", needles)
     ]
 
 
@@ -131,7 +190,7 @@ def scan_database(
     known_values: Iterable[str] = (),
 ) -> list[Finding]:
     """Scan every column (as text) of every table and view in `schemas`."""
-    cards, values = list(known_cards), list(known_values)
+    needles = _needles(tuple(known_cards), tuple(known_values))
     findings: list[Finding] = []
     with psycopg.connect(url) as connection:
         columns = connection.execute(
@@ -145,7 +204,7 @@ def scan_database(
             )
             where = f"{schema}.{table}.{column}"
             for (value,) in connection.execute(query):
-                findings.extend(scan_text(value, where, known_cards=cards, known_values=values))
+                findings.extend(_scan(value, where, needles))
     return findings
 
 
@@ -156,14 +215,12 @@ def scan_log_files(
     known_values: Iterable[str] = (),
 ) -> list[Finding]:
     """Scan log files line by line (missing files are skipped: not every run writes each)."""
-    cards, values = list(known_cards), list(known_values)
+    needles = _needles(tuple(known_cards), tuple(known_values))
     findings: list[Finding] = []
     for path in paths:
         if not path.is_file():
             continue
         with path.open(encoding="utf-8", errors="replace") as handle:
             for number, text in enumerate(handle, start=1):
-                findings.extend(
-                    scan_text(text, f"{path.name}:{number}", known_cards=cards, known_values=values)
-                )
+                findings.extend(_scan(text, f"{path.name}:{number}", needles))
     return findings

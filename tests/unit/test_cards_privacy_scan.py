@@ -7,6 +7,9 @@ import json
 import uuid
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from loader.cards import find_card_numbers
 from tests.privacy_scan import normalised, scan_log_files, scan_log_text, scan_text
 
@@ -71,3 +74,18 @@ def test_log_files_are_scanned_line_by_line(tmp_path: Path) -> None:
     log.write_text("ok\nERROR: invalid input 5494 1737 7265 2516\n")
     findings = scan_log_files([log, tmp_path / "missing.log"], known_cards=[REAL_EXPORT_CARD])
     assert [finding.where for finding in findings] == ["server.log:2"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="0123456789 -._/x\u200b", max_size=60),
+    cards=st.lists(st.text(alphabet="0123456789", min_size=3, max_size=8), max_size=4),
+)
+def test_the_known_card_net_finds_exactly_the_cards_contained_in_the_normalised_text(
+    text: str, cards: list[str]
+) -> None:
+    # The scan looks cards up by the digit runs of the text; the plain rule is containment.
+    findings = scan_text(text, "t", known_cards=cards)
+    found = {finding.what for finding in findings if finding.what.startswith("known card")}
+    flat = normalised(text)
+    assert found == {f"known card {'*' * max(len(c) - 4, 0)}{c[-4:]}" for c in cards if c in flat}
