@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from bench.__main__ import make_test_row
-from bench.bench_dbt import BuildTiming, DbtFigures, table_rows
+from bench.bench_dbt import SCHEDULED_BUILD_FLAGS, BuildTiming, DbtFigures, table_rows
 from cafe.dashboards.queries import PanelTiming
 
 
@@ -51,3 +51,8 @@ def test_make_test_row_reads_the_last_run_or_says_it_has_none(tmp_path: Path) ->
     record.write_text("180.4\n")
     row = make_test_row(record)
     assert (row.figure, row.ratio) == ("180 s", "0.75x")
+
+
+def test_the_benchmark_builds_with_the_scheduled_builds_flags() -> None:
+    script = Path("infra/dbt-runner/scheduled-build.sh").read_text()
+    assert f"local flags=({' '.join(SCHEDULED_BUILD_FLAGS)})" in script
