@@ -8,7 +8,11 @@ the defaults), builds the project once, loads one more day of files (one per bra
 then times, on the same data:
 
 (a) `dbt build` — incremental: the facts add only the new file versions;
-(b) `dbt build --full-refresh` — everything rebuilt from raw (the anchor).
+(b) `dbt build --full-refresh` — everything rebuilt from raw (the anchor);
+
+and, before that day is loaded, (c) a `dbt build` with nothing new to build: what dbt costs
+for a build of this project whatever the data (starting, reading the project, and a round
+of work for each of its nodes). (a) minus (c) is the day's own work.
 
 Both run as the scheduled builds do (infra/dbt-runner/scheduled-build.sh): with the data
 tests, without the unit tests (`SCHEDULED_BUILD_FLAGS`), and in one target folder, so that
@@ -172,6 +176,7 @@ class DbtFigures:
     days: int
     transactions: int
     first: BuildTiming
+    unchanged: BuildTiming  # a build with nothing new: dbt's own cost of a build
     incremental: BuildTiming
     full: BuildTiming
     identical: bool
@@ -213,6 +218,7 @@ def measure(branches: int, days: int, start: date, seed: int) -> DbtFigures:
         )
         target = folder / "target"
         first = build(settings, target)
+        unchanged = build(settings, target)
         load(settings, last_day)
         incremental = build(settings, target)
         facts_incremental = count_rows(settings, "marts", "fct_transactions")
@@ -224,6 +230,7 @@ def measure(branches: int, days: int, start: date, seed: int) -> DbtFigures:
         days=days + 1,
         transactions=facts_full,
         first=first,
+        unchanged=unchanged,
         incremental=incremental,
         full=full,
         identical=facts_incremental == facts_full,
@@ -236,6 +243,7 @@ def table_rows(figures: DbtFigures) -> list[BenchRow]:
     incremental, full = figures.incremental, figures.full
     scale = f"{figures.branches} branches x {figures.days} days, {figures.transactions:,} sales"
     slowest = max(figures.panels, key=lambda timing: timing.seconds)
+    day_work = incremental.wall_seconds - figures.unchanged.wall_seconds
     return [
         BenchRow(
             f"dbt build after one more day, {scale}",
@@ -250,6 +258,18 @@ def table_rows(figures: DbtFigures) -> list[BenchRow]:
             f"{full.model_seconds:.1f} s / {full.test_seconds:.1f} s",
             f"{incremental.model_seconds / full.model_seconds:.2f}"
             f" / {incremental.test_seconds / full.test_seconds:.2f}",
+        ),
+        BenchRow(
+            "  dbt build with nothing new (dbt's own cost of a build)",
+            f"{figures.unchanged.wall_seconds:.1f} s",
+            f"dbt build --full-refresh {full.wall_seconds:.1f} s",
+            f"{figures.unchanged.wall_seconds / full.wall_seconds:.2f}",
+        ),
+        BenchRow(
+            "  the day's own work (after one more day - nothing new)",
+            f"{day_work:.1f} s",
+            f"dbt build --full-refresh {full.wall_seconds:.1f} s",
+            f"{day_work / full.wall_seconds:.2f}",
         ),
         BenchRow(
             "incremental facts equal the full refresh",
@@ -275,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     figures = measure(args.branches, args.days, args.start, args.seed)
     _print_timing("first build", figures.first)
+    _print_timing("build with nothing new", figures.unchanged)
     _print_timing("(a) incremental dbt build", figures.incremental)
     _print_timing("(b) dbt build --full-refresh", figures.full)
     print_table(table_rows(figures))

@@ -24,6 +24,7 @@ def test_dbt_rows_give_incremental_as_a_share_of_full_and_the_slowest_panel() ->
         days=181,
         transactions=450_000,
         first=_timing(200.0, 150.0, 40.0),
+        unchanged=_timing(16.0, 9.0, 4.0),
         incremental=_timing(20.0, 10.0, 4.0),
         full=_timing(160.0, 100.0, 40.0),
         identical=True,
@@ -38,11 +39,14 @@ def test_dbt_rows_give_incremental_as_a_share_of_full_and_the_slowest_panel() ->
     assert (rows[0].figure, rows[0].anchor) == ("20.0 s", "dbt build --full-refresh 160.0 s")
     assert rows[0].ratio.startswith("0.12 ")
     assert rows[1].ratio == "0.10 / 0.10"
-    assert rows[2].figure == "yes"
-    assert rows[3].name == "slowest panel of 3: Footfall"
-    assert (rows[3].figure, rows[3].ratio) == ("450 ms", "1.50x")
+    # dbt's own cost of a build, and what the day added to it.
+    assert (rows[2].figure, rows[2].ratio) == ("16.0 s", "0.10")
+    assert (rows[3].figure, rows[3].ratio) == ("4.0 s", "0.03")
+    assert rows[4].figure == "yes"
+    assert rows[5].name == "slowest panel of 3: Footfall"
+    assert (rows[5].figure, rows[5].ratio) == ("450 ms", "1.50x")
     mismatch = table_rows(dataclasses.replace(figures, identical=False))
-    assert mismatch[2].figure == "NO"
+    assert mismatch[4].figure == "NO"
 
 
 def test_make_test_row_reads_the_last_run_or_says_it_has_none(tmp_path: Path) -> None:
