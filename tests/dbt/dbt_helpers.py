@@ -9,10 +9,12 @@ folders were collected in.)
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cafe.commands.build import dbt_env, dbt_executable_path
 from cafe.dbt_project import dbt_project_dir
@@ -28,6 +30,7 @@ from tests.conftest import (
 )
 
 __all__ = [
+    "WITHOUT_UNIT_TESTS",
     "DbtRunner",
     "DbtWarehouse",
     "add_summary_line",
@@ -35,6 +38,7 @@ __all__ = [
     "copy_project",
     "grant_reporting_connect",
     "load_files",
+    "manifest_of",
     "private_database",
     "run_cafe",
     "run_dbt_captured",
@@ -56,18 +60,44 @@ class DbtWarehouse:
 DbtRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
+# What a test's dbt build leaves out when it checks the data the models make, not their
+# logic: the unit tests run in every build of the shared warehouse (tests/conftest.py).
+WITHOUT_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
+
+
 def run_dbt_captured(
     settings: Settings, *args: str, project: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run dbt on the project (or a copy) against the settings' database; output captured."""
+    """Run dbt on the project (or a copy) against the settings' database; output captured.
+
+    Each database gets a target folder of its own: dbt re-reads the whole project when the
+    connection differs from its partial-parse file's, so a test that builds one database
+    several times (and a copy in between) would otherwise pay a full parse for every run.
+    """
+    env = dbt_env(settings)
+    if settings.database_url:
+        env["DBT_TARGET_PATH"] = str(target_path_of(settings))
     return subprocess.run(
         [str(dbt_executable_path()), *args],
         cwd=project or dbt_project_dir(),
-        env=dbt_env(settings),
+        env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def target_path_of(settings: Settings) -> Path:
+    """The target folder of `run_dbt_captured`'s runs on the settings' database."""
+    assert settings.database_url
+    database = settings.database_url.rsplit("/", 1)[1]
+    return Path(dbt_env(settings)["DBT_TARGET_PATH"]) / "by-database" / database
+
+
+def manifest_of(settings: Settings) -> dict[str, Any]:
+    """The manifest that the last `run_dbt_captured` run on the settings' database wrote."""
+    manifest: dict[str, Any] = json.loads((target_path_of(settings) / "manifest.json").read_text())
+    return manifest
 
 
 def copy_project(destination: Path) -> Path:

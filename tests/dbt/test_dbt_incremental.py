@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-from dbt_helpers import assert_dbt_ok, load_files, run_dbt_captured
+from dbt_helpers import (
+    WITHOUT_UNIT_TESTS,
+    assert_dbt_ok,
+    load_files,
+    manifest_of,
+    run_dbt_captured,
+)
 
 from cafe.samples import GenerationPlan, iter_generated_files
 from loader.hashing import CardKeys, load_card_key
@@ -91,32 +96,16 @@ def _card_in_several_files(files: list[Path]) -> str:
 
 
 def _build(settings: Settings, *extra: str) -> None:
-    assert_dbt_ok(run_dbt_captured(settings, "build", *extra))
+    assert_dbt_ok(run_dbt_captured(settings, "build", *WITHOUT_UNIT_TESTS, *extra))
 
 
 def incremental_models(settings: Settings) -> dict[str, Relation]:
-    result = run_dbt_captured(
-        settings,
-        "ls",
-        "--resource-type",
-        "model",
-        "--select",
-        "config.materialized:incremental",
-        "--output",
-        "json",
-        "--output-keys",
-        "name",
-        "schema",
-        "alias",
-        "--quiet",
-    )
-    assert_dbt_ok(result)
-    found = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("{"):
-            node = json.loads(line)
-            found[node["name"]] = Relation(node["schema"], node["alias"])
-    return found
+    """Every incremental model, from the manifest of the last build of the settings' database."""
+    return {
+        node["name"]: Relation(node["schema"], node["alias"])
+        for node in manifest_of(settings)["nodes"].values()
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
+    }
 
 
 def fingerprint(connection: psycopg.Connection, relation: Relation, name: str) -> tuple[int, str]:
