@@ -46,6 +46,9 @@ LAMBDA_PLATFORMS = (
 # What the Lambda runtime itself provides (and the artefact therefore leaves out).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore"})
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+# zlib's default level: level 9 took three times as long (14 s of an 18 s Lambda build
+# here) for an artefact under 1% smaller.
+ZIP_LEVEL = 6
 # 1980-01-01, the earliest time a zip entry can carry.
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _STRIPPED_DIRS = frozenset({"__pycache__", "tests", "test", "include"})
@@ -128,7 +131,7 @@ def write_reproducible_zip(root: Path, files: Iterable[Path], destination: Path)
             info.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
             info.create_system = 3  # Unix, so that the permissions above are honoured
             data = source.read_bytes()
-            archive.writestr(info, data, compresslevel=9)
+            archive.writestr(info, data, compresslevel=ZIP_LEVEL)
             unzipped += len(data)
             entries += 1
     return Artefact(destination, sha256_of(destination), unzipped, entries)
