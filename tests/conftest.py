@@ -443,13 +443,14 @@ def longest_first(
     groups: dict[str, list[pytest.Item]], seconds: dict[str, float]
 ) -> list[list[pytest.Item]]:
     """Groups by the seconds they last took, longest first (two workers then finish at about
-    the same time); a group never timed goes first when it holds a slow test, else last."""
+    the same time); a group never timed goes first when it holds a slow test (the one with
+    the most slow tests first: on a fresh clone, the shared warehouse), else last."""
 
-    def expected(name: str) -> float:
+    def expected(name: str) -> tuple[float, int]:
         if name in seconds:
-            return seconds[name]
-        slow = any(item.get_closest_marker("slow") for item in groups[name])
-        return float("inf") if slow else 0.0
+            return seconds[name], 0
+        slow = sum(1 for item in groups[name] if item.get_closest_marker("slow"))
+        return (float("inf") if slow else 0.0), slow
 
     return [groups[name] for name in sorted(groups, key=expected, reverse=True)]
 
