@@ -11,6 +11,11 @@
     left the snapshot; its rows here are then superseded. `first_*` is the key's first
     transaction in the group (till time, then line): the candidates for a customer's first
     visit.
+
+    The index on (source_key, load_id, added_at_utc) answers new_files()'s "has a complete
+    build taken in this version?" with one probe per ledger row: the incremental builds'
+    tests ask it about a dozen times, and each scan of every footprint took 0.1 s at 10
+    branches x 181 days.
 #}
 {{ config(
     materialized='incremental',
@@ -19,7 +24,7 @@
     on_schema_change='fail',
     post_hook="{{ analyze_for_planner(when_unknown=true) }}",
     indexes=[
-        {'columns': ['source_key']},
+        {'columns': ['source_key', 'load_id', 'added_at_utc']},
         {'columns': ['customer_key']},
         {'columns': ['changed_at_utc']},
         {'columns': ['superseded_at_utc']},
