@@ -88,7 +88,7 @@ def run_dbt_captured(
     """
     env = dbt_env(settings)
     if settings.database_url:
-        env["DBT_TARGET_PATH"] = str(target_path_of(settings))
+        env["DBT_TARGET_PATH"] = str(_database_target(env, settings))
     printed = io.StringIO()
     with (
         _IN_PROCESS_DBT,
@@ -122,9 +122,13 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 def target_path_of(settings: Settings) -> Path:
     """The target folder of `run_dbt_captured`'s runs on the settings' database."""
+    return _database_target(dbt_env(settings), settings)
+
+
+def _database_target(env: dict[str, str], settings: Settings) -> Path:
     assert settings.database_url
     database = settings.database_url.rsplit("/", 1)[1]
-    return Path(dbt_env(settings)["DBT_TARGET_PATH"]) / "by-database" / database
+    return Path(env["DBT_TARGET_PATH"]) / "by-database" / database
 
 
 def manifest_of(settings: Settings) -> dict[str, Any]:
