@@ -161,5 +161,22 @@ def test_drop_target_schemas_removes_only_the_users_own(
 
 
 def test_models_pass_sqlfluff_in_a_plain_shell(shell: Shell) -> None:
+    # The user's own schemas are gone (the test above): every model renders as on a fresh
+    # checkout, its `is_incremental()` blocks left out.
     result = shell.run("sqlfluff", "lint", "models", "--nocolor", "--processes", "2")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_incremental_models_pass_sqlfluff_once_built(shell: Shell) -> None:
+    """After a build, sqlfluff renders an incremental model with its `is_incremental()`
+    blocks: the SQL a developer lints in a working checkout. Target `local` is the
+    session's built warehouse, where every incremental model exists."""
+    incremental = sorted(
+        str(path.relative_to(shell.project))
+        for path in (shell.project / "models").rglob("*.sql")
+        if "is_incremental()" in path.read_text(encoding="utf-8")
+    )
+    assert incremental, "no model has an is_incremental() block"
+    built = Shell(shell.project, {**shell.env, "CAFE_DBT_TARGET": "local"})
+    result = built.run("sqlfluff", "lint", *incremental, "--nocolor", "--processes", "2")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -38,11 +38,11 @@ card_footprints as (
     from {{ ref('int_file_footprints') }}
     where
         is_current
+        {%- if is_incremental() %}
+            and {{ in_list('customer_key', changed_customers()) }}
+        {%- endif %}
         and customer_key is not null
         and week_start_local is not null
-    {% if is_incremental() -%}
-        and {{ in_list('customer_key', changed_customers()) }}
-    {%- endif %}
 
 ),
 

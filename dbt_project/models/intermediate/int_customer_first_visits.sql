@@ -39,11 +39,11 @@ footprints as (
     from {{ ref('int_file_footprints') }}
     where
         is_current
+        {%- if is_incremental() %}
+            and {{ in_list('customer_key', changed_customers()) }}
+        {%- endif %}
         and customer_key is not null
         and first_transacted_at_utc is not null
-    {% if is_incremental() -%}
-        and {{ in_list('customer_key', changed_customers()) }}
-    {%- endif %}
 
 ),
 

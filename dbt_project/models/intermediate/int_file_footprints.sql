@@ -49,71 +49,79 @@ build_files as (
 ),
 
 {% if is_incremental() -%}
-changed_keys as {{ materialized_cte() }} (
+    changed_keys as {{ materialized_cte() }} (
 
-    -- A version of the snapshot whose footprint here is another one (or none).
-    select build_files.source_key
-    from build_files
-    where not exists (
-        select 1
-        from {{ this }} as built
-        where
-            built.source_key = build_files.source_key
-            and built.is_current
-            and built.load_id = build_files.load_id
-            and coalesce(built.rows_revised_at_utc, cast('1900-01-01' as timestamptz))
-            = coalesce(build_files.rows_revised_at_utc, cast('1900-01-01' as timestamptz))
-    )
-
-    union
-
-    -- Customers a key rotation's link made part of an older customer.
-    select built.source_key
-    from {{ this }} as built
-    inner join {{ ref('int_customer_identities') }} as identities
-        on built.customer_key = identities.card_hash
-    where built.is_current
-
-    union
-
-    -- Keys in the ledger without a version in the snapshot.
-    select loads.source_key
-    from {{ ref('stg_till__loaded_files') }} as loads
-    where not exists (
-        select 1
+        -- A version of the snapshot whose footprint here is another one (or none).
+        select build_files.source_key
         from build_files
-        where build_files.source_key = loads.source_key
-    )
+        where
+            not exists (
+                select 1
+                from {{ this }} as built
+                where
+                    built.source_key = build_files.source_key
+                    and built.is_current
+                    and built.load_id = build_files.load_id
+                    and coalesce(built.rows_revised_at_utc, cast('1900-01-01' as timestamptz))
+                    = coalesce(build_files.rows_revised_at_utc, cast('1900-01-01' as timestamptz))
+            )
 
-),
+        union
 
-superseded as (
+        -- Customers a key rotation's link made part of an older customer.
+        select built.source_key
+        from {{ this }} as built
+        inner join {{ ref('int_customer_identities') }} as identities
+            on built.customer_key = identities.card_hash
+        where built.is_current
 
-    -- The key's rows here, current ones superseded by this build; rows superseded before
-    -- the last complete build are every model's history already, and go.
-    select
-        built.footprint_id,
-        built.source_key,
-        built.load_id,
-        built.rows_revised_at_utc,
-        built.sales_date_local,
-        built.week_start_local,
-        built.branch_name,
-        built.customer_key,
-        built.transactions,
-        built.first_transacted_at_utc,
-        built.first_line_number,
-        built.last_transacted_at_utc,
-        built.added_at_utc,
-        coalesce(built.superseded_at_utc, build_files.snapshot_taken_at_utc) as superseded_at_utc
-    from {{ this }} as built
-    cross join (select max(snapshot_taken_at_utc) as snapshot_taken_at_utc from build_files) as build_files
-    where
-        {{ in_list('built.source_key', 'select changed_keys.source_key from changed_keys') }}
-        and coalesce(built.superseded_at_utc, build_files.snapshot_taken_at_utc)
-        > {{ last_complete_build_at() }}
+        union
 
-),
+        -- Keys in the ledger without a version in the snapshot.
+        select loads.source_key
+        from {{ ref('stg_till__loaded_files') }} as loads
+        where not exists (
+            select 1
+            from build_files
+            where build_files.source_key = loads.source_key
+        )
+
+    ),
+
+    latest_snapshot as (
+
+        select max(snapshot_taken_at_utc) as snapshot_taken_at_utc
+        from build_files
+
+    ),
+
+    superseded as (
+
+        -- The key's rows here, current ones superseded by this build; rows superseded before
+        -- the last complete build are every model's history already, and go.
+        select
+            built.footprint_id,
+            built.source_key,
+            built.load_id,
+            built.rows_revised_at_utc,
+            built.sales_date_local,
+            built.week_start_local,
+            built.branch_name,
+            built.customer_key,
+            built.transactions,
+            built.first_transacted_at_utc,
+            built.first_line_number,
+            built.last_transacted_at_utc,
+            built.added_at_utc,
+            coalesce(built.superseded_at_utc, latest_snapshot.snapshot_taken_at_utc) as superseded_at_utc
+        from {{ this }} as built
+        cross join latest_snapshot
+        where
+            {{ in_list('built.source_key', 'select changed_keys.source_key from changed_keys') }}
+            and coalesce(built.superseded_at_utc, latest_snapshot.snapshot_taken_at_utc)
+            > {{ last_complete_build_at() }}
+
+    ),
 {%- endif %}
 
 transactions as (

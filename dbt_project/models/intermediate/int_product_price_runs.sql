@@ -26,17 +26,17 @@
 with
 
 {% if is_incremental() -%}
-changed_days as {{ materialized_cte() }} (
+    changed_days as {{ materialized_cte() }} (
 
-    select
-        changed.sales_date_local,
-        {{ local_to_utc('cast(changed.sales_date_local as timestamp)') }} as day_start_utc,
+        select
+            changed.sales_date_local,
+            {{ local_to_utc('cast(changed.sales_date_local as timestamp)') }} as day_start_utc,
         {{ local_to_utc(
             'cast(' ~ dbt.dateadd('day', 1, 'changed.sales_date_local') ~ ' as timestamp)'
         ) }} as next_day_start_utc
-    from ({{ changed_price_days() }}) as changed
+        from ({{ changed_price_days() }}) as changed
 
-),
+    ),
 {%- endif %}
 
 lines as (
@@ -67,7 +67,10 @@ lines as (
         from {{ ref('int_transaction_lines') }} as lines
         where
             lines.transacted_at_utc is null
-            and exists (select 1 from ({{ changed_price_days() }}) as changed where changed.sales_date_local is null)
+            and exists (
+                select 1 from ({{ changed_price_days() }}) as changed
+                where changed.sales_date_local is null
+            )
     {%- endif %}
 
 ),

@@ -13,18 +13,26 @@
 
 with
 
+{% if is_incremental() -%}
+    changed_branches as (
+
+        {{ changed_branches() }}
+
+    ),
+{%- endif %}
+
 footprints as (
 
     select
-        branch_name,
-        first_transacted_at_utc,
-        last_transacted_at_utc
-    from {{ ref('int_file_footprints') }}
-    where
-        is_current
+        footprints.branch_name,
+        footprints.first_transacted_at_utc,
+        footprints.last_transacted_at_utc
+    from {{ ref('int_file_footprints') }} as footprints
     {% if is_incremental() -%}
-        and branch_name in (select changed.branch_name from ({{ changed_branches() }}) as changed)
+        inner join changed_branches
+            on footprints.branch_name = changed_branches.branch_name
     {%- endif %}
+    where footprints.is_current
 
 ),
 

@@ -23,10 +23,10 @@ visits as (
     from {{ ref('int_file_footprints') }}
     where
         is_current
+        {%- if is_incremental() %}
+            and {{ in_list('customer_key', changed_customers()) }}
+        {%- endif %}
         and customer_key is not null
-    {% if is_incremental() -%}
-        and {{ in_list('customer_key', changed_customers()) }}
-    {%- endif %}
     group by customer_key
 
 ),

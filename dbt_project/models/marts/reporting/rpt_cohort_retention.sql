@@ -18,11 +18,11 @@
 with
 
 {% if is_incremental() -%}
-changed as {{ materialized_cte() }} (
+    changed as {{ materialized_cte() }} (
 
-    {{ changed_cohort_weeks() }}
+        {{ changed_cohort_weeks() }}
 
-),
+    ),
 {%- endif %}
 
 cohorts as (
