@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CAFE := $(BIN)/cafe
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser run test lint typecheck pytest typecheck-and-pytest bench down package deploy destroy clean
+.PHONY: help setup browser run test lint typecheck pytest typecheck-and-pytest test-timings bench down package deploy destroy clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,14 @@ typecheck-and-pytest:
 	wait $$mypy_pid; mypy_status=$$?; \
 	echo "$(BIN)/mypy"; cat "$$report"; rm -f "$$report"; \
 	[ $$pytest_status -eq 0 ] && [ $$mypy_status -eq 0 ]
+
+# The order a fresh clone's pytest hands out test groups in (tests/conftest.py), from the
+# group seconds of the last good `make test`.
+test-timings:  ## keep the last good run's seconds per test group as a fresh clone's order
+	$(BIN)/python -c "import json, pathlib; \
+	seconds = json.loads(pathlib.Path('.pytest_cache/v/cafe-elt/xdist-group-seconds').read_text()); \
+	rounded = {group: round(value, 1) for group, value in sorted(seconds.items())}; \
+	pathlib.Path('tests/group-seconds.json').write_text(json.dumps(rounded, indent=2) + '\\n')"
 
 bench: setup  ## benchmarks as one table: loader vs raw COPY and row-at-a-time, full vs incremental dbt, panels, make test
 	$(CAFE) up
