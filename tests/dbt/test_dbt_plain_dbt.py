@@ -163,7 +163,7 @@ def test_drop_target_schemas_removes_only_the_users_own(
 def test_models_pass_sqlfluff_in_a_plain_shell(shell: Shell) -> None:
     # The user's own schemas are gone (the test above): every model renders as on a fresh
     # checkout, its `is_incremental()` blocks left out.
-    result = shell.run("sqlfluff", "lint", "models", "--nocolor", "--processes", "2")
+    result = shell.run("sqlfluff", "lint", "models", "--nocolor")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
@@ -178,5 +178,5 @@ def test_incremental_models_pass_sqlfluff_once_built(shell: Shell) -> None:
     )
     assert incremental, "no model has an is_incremental() block"
     built = Shell(shell.project, {**shell.env, "CAFE_DBT_TARGET": "local"})
-    result = built.run("sqlfluff", "lint", *incremental, "--nocolor", "--processes", "2")
+    result = built.run("sqlfluff", "lint", *incremental, "--nocolor")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -59,7 +59,13 @@ def test_the_core_install_runs_the_handler_and_the_cli_extra_runs_cafe(tmp_path:
         *("install", "--quiet", "--no-compile", "-c", str(ROOT / "constraints.txt")),
     ]
 
-    _ok(_run([*pip, str(ROOT)], tmp_path))
+    # The checkout is built once, as `pip install .` would build it; both installs take it.
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "--disable-pip-version-check", "wheel", "--quiet"]
+    _ok(_run([*build, "--no-deps", "--wheel-dir", str(wheels), str(ROOT)], tmp_path))
+    [wheel] = wheels.glob("cafe_elt-*.whl")
+
+    _ok(_run([*pip, str(wheel)], tmp_path))
     # From a scratch folder: only the installed copy is importable, not the checkout.
     assert "handler ok" in _ok(_run([python, "-c", PROBE], tmp_path))
     without_extra = _run([str(venv / "bin" / "cafe"), "--help"], tmp_path)
@@ -67,7 +73,7 @@ def test_the_core_install_runs_the_handler_and_the_cli_extra_runs_cafe(tmp_path:
     assert "Traceback" not in without_extra.stderr
     assert "cafe-elt[cli]" in without_extra.stderr
 
-    _ok(_run([*pip, f"{ROOT}[cli]"], tmp_path))
+    _ok(_run([*pip, f"{wheel}[cli]"], tmp_path))
     usage = _ok(_run([str(venv / "bin" / "cafe"), "--help"], tmp_path))
     for command in ("up", "load", "ingest", "build", "report", "generate"):
         assert command in usage
