@@ -31,9 +31,9 @@ with
         select
             changed.sales_date_local,
             {{ local_to_utc('cast(changed.sales_date_local as timestamp)') }} as day_start_utc,
-        {{ local_to_utc(
-            'cast(' ~ dbt.dateadd('day', 1, 'changed.sales_date_local') ~ ' as timestamp)'
-        ) }} as next_day_start_utc
+            {{ local_to_utc(
+                'cast(' ~ dbt.dateadd('day', 1, 'changed.sales_date_local') ~ ' as timestamp)'
+            ) }} as next_day_start_utc
         from ({{ changed_price_days() }}) as changed
 
     ),
