@@ -22,6 +22,7 @@ from typing import Any
 
 from dbt.cli.main import dbtRunner
 
+from bench.bench_dbt import SCHEDULED_BUILD_FLAGS
 from cafe.commands.build import dbt_env
 from cafe.dbt_project import dbt_project_dir
 from loader.settings import Settings
@@ -66,9 +67,10 @@ class DbtWarehouse:
 DbtRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
-# What a test's dbt build leaves out when it checks the data the models make, not their
-# logic: the unit tests run in every build of the shared warehouse (tests/conftest.py).
-WITHOUT_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
+# A test's dbt build that checks the data the models make, not their logic, leaves out the
+# unit tests as the scheduled build does (they run in every build of the shared warehouse,
+# tests/conftest.py).
+WITHOUT_UNIT_TESTS = SCHEDULED_BUILD_FLAGS
 
 
 def run_dbt_captured(
