@@ -4,6 +4,9 @@ VENV := .venv
 TOOLS_VENV := .venv-tools
 BIN := $(VENV)/bin
 CAFE := $(BIN)/cafe
+# The checks `make test` runs, each named once (typecheck and pytest also run on their own).
+MYPY := $(BIN)/mypy
+PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser run test lint typecheck pytest typecheck-and-pytest test-timings bench down package deploy destroy clean
@@ -58,21 +61,21 @@ lint:
 	$(BIN)/ruff format --check .
 
 typecheck:
-	$(BIN)/mypy
+	$(MYPY)
 
 # Slow tests included; `.venv/bin/pytest -m "not slow"` is the quick loop.
 pytest:
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(PYTEST)
 
 # make test runs mypy beside pytest, whose workers leave a core idle about a fifth of the
 # time (waiting on PostgreSQL, dbt and pip): a cold mypy (a fresh clone) costs 15 s on its
 # own. Its report is printed after pytest's; either failing fails the target.
 typecheck-and-pytest:
 	@report=$$(mktemp); \
-	$(BIN)/mypy > "$$report" 2>&1 & mypy_pid=$$!; \
-	$(BIN)/pytest -n $(PYTEST_WORKERS); pytest_status=$$?; \
+	$(MYPY) > "$$report" 2>&1 & mypy_pid=$$!; \
+	$(PYTEST); pytest_status=$$?; \
 	wait $$mypy_pid; mypy_status=$$?; \
-	echo "$(BIN)/mypy"; cat "$$report"; rm -f "$$report"; \
+	echo "$(MYPY)"; cat "$$report"; rm -f "$$report"; \
 	[ $$pytest_status -eq 0 ] && [ $$mypy_status -eq 0 ]
 
 # The order a fresh clone's pytest hands out test groups in (tests/conftest.py), from the
