@@ -12,7 +12,7 @@ PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS)
 .PHONY: help setup browser run test lint typecheck pytest typecheck-and-pytest test-timings bench down package deploy destroy clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed $(TOOLS_VENV)/.installed browser  ## create .venv and install pinned dependencies
 
