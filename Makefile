@@ -81,10 +81,7 @@ typecheck-and-pytest:
 # The order a fresh clone's pytest hands out test groups in (tests/conftest.py), from the
 # group seconds of the last good `make test`.
 test-timings:  ## keep the last good run's seconds per test group as a fresh clone's order
-	$(BIN)/python -c "import json, pathlib; \
-	seconds = json.loads(pathlib.Path('.pytest_cache/v/cafe-elt/xdist-group-seconds').read_text()); \
-	rounded = {group: round(value, 1) for group, value in sorted(seconds.items())}; \
-	pathlib.Path('tests/group-seconds.json').write_text(json.dumps(rounded, indent=2) + '\\n')"
+	$(BIN)/python -m tests.group_seconds
 
 bench: setup  ## benchmarks as one table: loader vs raw COPY and row-at-a-time, full vs incremental dbt, panels, make test
 	$(CAFE) up

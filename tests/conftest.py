@@ -53,6 +53,7 @@ from loader.ledger import FileVersion, LoadResult, Status, ledger_row
 from loader.service import load_path
 from loader.settings import Settings, load_settings
 from loader.writers import open_warehouse
+from tests import group_seconds
 
 # A checked-in copy of the real exports in ../shared/samples, so a fresh clone has them.
 SAMPLES_DIR = Path(__file__).resolve().parent / "fixtures" / "samples"
@@ -416,12 +417,6 @@ CHECKOUT_BUILDERS = frozenset(
         "tests/infra/test_artefact_handler.py",
     }
 )
-# Seconds each group took in the last good parallel run, for handing out the longest first.
-GROUP_SECONDS_KEY = "cafe-elt/xdist-group-seconds"
-# The same, from a fresh clone's `make test` on the 2-core CI machine: the order of a run
-# whose pytest cache has none yet (CI's), as pytest-split keeps its durations in the repo.
-# The cache's own figures win. Refresh it with `make test-timings` after a good run.
-GROUP_SECONDS_BASELINE = Path(__file__).with_name("group-seconds.json")
 GROUPS_FILE_INPUT = "cafe_groups_file"
 
 
@@ -480,8 +475,7 @@ def _order_and_publish_groups(
     for item in items:
         groups.setdefault(by_module[module_of(item.nodeid)], []).append(item)
     cache = getattr(config, "cache", None)
-    measured = cache.get(GROUP_SECONDS_KEY, {}) if cache is not None else {}
-    seconds = {**json.loads(GROUP_SECONDS_BASELINE.read_text(encoding="utf-8")), **measured}
+    seconds = group_seconds.expected(cache.get(group_seconds.KEY, {}) if cache is not None else {})
     # The controller hands out groups in this order, each group's tests in collection order.
     items[:] = [item for group in longest_first(groups, seconds) for item in group]
     written = groups_file.with_name(f"{groups_file.name}.{os.getpid()}")
@@ -535,7 +529,7 @@ class ParallelGroups:
         cache = getattr(session.config, "cache", None)
         if cache is not None and exitstatus == 0 and self.seconds:
             # Merged: a run of a few folders keeps the other groups' times.
-            cache.set(GROUP_SECONDS_KEY, {**cache.get(GROUP_SECONDS_KEY, {}), **self.seconds})
+            cache.set(group_seconds.KEY, {**cache.get(group_seconds.KEY, {}), **self.seconds})
 
     def pytest_unconfigure(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
