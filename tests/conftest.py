@@ -45,7 +45,7 @@ from psycopg import sql
 from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
 from cafe import stack as local_stack
-from cafe.commands.build import dbt_env
+from cafe.commands.build import STATIC_DOCS, dbt_env
 from cafe.dbt_project import dbt_target_dir, kept_state_dir
 from cafe.samples import GenerationPlan, generate_branch_day, iter_generated_files
 from loader.hashing import load_card_key
@@ -356,6 +356,32 @@ def built_warehouse(
             stale_key=stale.name,
             abandoned_key=abandoned.path.name,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltDocs:
+    """`cafe docs --generate-only` run once on the built warehouse: what the command printed,
+    and a copy of the site it wrote beside the manifest and catalog it was made from."""
+
+    command: subprocess.CompletedProcess[str]
+    folder: Path
+
+
+@pytest.fixture(scope="session")
+def built_docs(
+    built_warehouse: BuiltWarehouse, tmp_path_factory: pytest.TempPathFactory
+) -> BuiltDocs:
+    """The docs site of the built warehouse, generated once for the tests that check the
+    command and the tests that open the site in a browser. Copied out of the target folder,
+    which later builds of the warehouse's tests rewrite."""
+    written = built_warehouse.target_dir / STATIC_DOCS
+    written.unlink(missing_ok=True)  # so that the copy is this command's work
+    command = run_cafe(built_warehouse.database_url, "docs", "--generate-only")
+    folder = tmp_path_factory.mktemp("docs-site")
+    if command.returncode == 0:
+        for name in (STATIC_DOCS, "manifest.json", "catalog.json"):
+            shutil.copyfile(built_warehouse.target_dir / name, folder / name)
+    return BuiltDocs(command, folder)
 
 
 # --- The `slow` mark and the run's summary, from one process or many -------------------

@@ -1,7 +1,7 @@
 """The dbt docs site, opened in headless chromium the way a business user opens it.
 
-The site is generated for the dashboards suite's marts (`dbt docs generate --static`, as
-`cafe docs` does, into a temporary target folder) and served over HTTP on 127.0.0.1 (from
+The site is the one `cafe docs --generate-only` wrote for the session's built warehouse, the
+dashboards suite's marts (`built_docs`, tests/conftest.py), served over HTTP on 127.0.0.1 (from
 `file://` it renders too, but chromium refuses dbt-docs' template URLs there with an error
 per icon). The assertions read what renders — headings, description, columns, the lineage
 graph's nodes and pixels — and compare it with the project's own manifest, so that a
@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import psycopg
 import pytest
-from dashboard_helpers import Marts
 from playwright.sync_api import Page
 
-from cafe.commands.build import STATIC_DOCS, dbt_env, dbt_executable_path
-from cafe.dbt_project import dbt_project_dir
+from cafe.commands.build import STATIC_DOCS
 from tests.browser import customer_names, personal_data_in, save_screenshot, serve_folder, watch
+from tests.conftest import BuiltDocs
 
 pytest_plugins = ["tests.browser"]
-pytestmark = pytest.mark.slow  # dbt docs generate (~4 s) and five pages: ~10 s beyond the marts
+pytestmark = pytest.mark.slow  # the docs site (~4 s) and five pages: ~10 s beyond the marts
 
 RENDER_TIMEOUT_MS = 15_000
 # A reporting mart (what Grafana and business users read) and the core fact table.
@@ -81,40 +78,13 @@ class DocsSite:
         return str(overviews[project])
 
 
-def _generate_docs(marts: Marts, target: Path) -> None:
-    # A target folder of its own: other builds use dbt_project/target at the same time.
-    command = [
-        dbt_executable_path(),
-        "docs",
-        "generate",
-        "--static",
-        "--project-dir",
-        str(dbt_project_dir()),
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(target / "logs"),
-    ]
-    completed = subprocess.run(
-        command,
-        cwd=dbt_project_dir(),
-        env=dbt_env(marts.settings),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert completed.returncode == 0, f"dbt docs generate failed:\n{completed.stdout[-4000:]}"
-
-
 @pytest.fixture(scope="module")
-def docs_site(marts: Marts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsSite]:
-    target = tmp_path_factory.mktemp("docs-target")
-    _generate_docs(marts, target)
-    assert (target / STATIC_DOCS).is_file()
-    manifest = json.loads((target / "manifest.json").read_text())
-    catalog = json.loads((target / "catalog.json").read_text())
-    with serve_folder(target) as base_url:
+def docs_site(built_docs: BuiltDocs) -> Iterator[DocsSite]:
+    command = built_docs.command
+    assert command.returncode == 0, f"cafe docs failed:\n{command.stdout[-4000:]}"
+    manifest = json.loads((built_docs.folder / "manifest.json").read_text())
+    catalog = json.loads((built_docs.folder / "catalog.json").read_text())
+    with serve_folder(built_docs.folder) as base_url:
         yield DocsSite(f"{base_url}{STATIC_DOCS}", manifest, catalog)
 
 

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import pytest
 from dbt_helpers import DbtWarehouse
+
+from cafe.commands.build import STATIC_DOCS
+from tests.conftest import BuiltDocs
 
 
 def test_cafe_docs_writes_the_static_site(
-    dbt_warehouse: DbtWarehouse, monkeypatch: pytest.MonkeyPatch
+    built_docs: BuiltDocs, dbt_warehouse: DbtWarehouse
 ) -> None:
-    monkeypatch.setenv("CAFE_DATABASE_URL", dbt_warehouse.database_url)
-    site = dbt_warehouse.target_dir / "static_index.html"
-    site.unlink(missing_ok=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "cafe.cli", "docs", "--generate-only"],
-        env={**dbt_warehouse.env, "CAFE_DATABASE_URL": dbt_warehouse.database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    html = site.read_text(encoding="utf-8")
+    # The session's one run of `cafe docs --generate-only` (tests/conftest.py), whose site
+    # the browser tests of tests/dashboards open.
+    command = built_docs.command
+    assert command.returncode == 0, command.stdout[-4000:] + command.stderr[-2000:]
+    assert f"docs site: {dbt_warehouse.target_dir / STATIC_DOCS}" in command.stdout
+    html = (built_docs.folder / STATIC_DOCS).read_text(encoding="utf-8")
     # The overview page for business users and a reporting mart's description are in it.
     assert "What the chain can learn here" in html
     assert "rpt_customers_weekly" in html
