@@ -145,20 +145,27 @@ def test_the_shared_schemas_are_untouched(own_build: OwnBuild) -> None:
     assert own_build.touched == []
 
 
-def test_drop_target_schemas_removes_only_the_users_own(
-    own_build: OwnBuild, shell: Shell, dbt_warehouse: DbtWarehouse
-) -> None:
-    # The user's own target first: dbt re-reads the project whole when the target changes.
-    dropped = shell.run("dbt", "run-operation", "drop_target_schemas")
-    assert dropped.returncode == 0, dropped.stdout[-3000:]
-    refused = shell.run("dbt", "run-operation", "drop_target_schemas", "--target", "local")
-    assert refused.returncode != 0 and "refusing" in refused.stdout
+def _schemas_left(dbt_warehouse: DbtWarehouse) -> list[str]:
+    """The user's own schemas and the shared ones that exist."""
     with psycopg.connect(dbt_warehouse.database_url, autocommit=True) as connection:
         left = connection.execute(
             "select nspname from pg_namespace where nspname like %s or nspname = any(%s)",
             (f"dbt_{ANALYST}_%", list(SHARED_SCHEMAS)),
         ).fetchall()
-    assert sorted(row[0] for row in left) == sorted(SHARED_SCHEMAS)
+    return sorted(row[0] for row in left)
+
+
+# The tests below run in this order on purpose. dbt re-reads the whole project when the
+# target changes, and so does sqlfluff's dbt templater, which shares dbt's partial-parse
+# file: the commands of the user's own target come first, the two of target `local` last.
+
+
+def test_drop_target_schemas_removes_only_the_users_own(
+    own_build: OwnBuild, shell: Shell, dbt_warehouse: DbtWarehouse
+) -> None:
+    dropped = shell.run("dbt", "run-operation", "drop_target_schemas")
+    assert dropped.returncode == 0, dropped.stdout[-3000:]
+    assert _schemas_left(dbt_warehouse) == sorted(SHARED_SCHEMAS)
 
 
 def test_models_pass_sqlfluff_in_a_plain_shell(shell: Shell) -> None:
@@ -166,6 +173,14 @@ def test_models_pass_sqlfluff_in_a_plain_shell(shell: Shell) -> None:
     # checkout, its `is_incremental()` blocks left out.
     result = shell.run("sqlfluff", "lint", "models", "--nocolor")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_drop_target_schemas_refuses_the_shared_schemas(
+    shell: Shell, dbt_warehouse: DbtWarehouse
+) -> None:
+    refused = shell.run("dbt", "run-operation", "drop_target_schemas", "--target", "local")
+    assert refused.returncode != 0 and "refusing" in refused.stdout
+    assert _schemas_left(dbt_warehouse) == sorted(SHARED_SCHEMAS)
 
 
 def test_incremental_models_pass_sqlfluff_once_built(shell: Shell) -> None:
