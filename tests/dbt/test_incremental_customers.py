@@ -63,21 +63,26 @@ def rows(url: str, query: str) -> list[tuple[Any, ...]]:
 
 @pytest.fixture
 def full_copy(fresh_database_url: str) -> Iterator[Any]:
-    """Build a copy of the database in full: `full_copy(settings)` returns its URL."""
+    """Build a copy of the database in full: `full_copy(settings)` returns its URL. Each
+    call replaces the copy before it under the same name: dbt re-reads the whole project
+    for a database it has not seen, and reads it once for one it has."""
     admin = fresh_database_url.rsplit("/", 1)[0] + "/postgres"
-    copies: list[str] = []
+    copies: set[str] = set()
 
     def build(settings: Settings) -> str:
         assert settings.database_url
-        name = f"{settings.database_url.rsplit('/', 1)[1]}_full{len(copies)}"
+        original = settings.database_url.rsplit("/", 1)[1]
+        name = f"{original}_full"
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+            connection.execute(
                 sql.SQL("create database {} template {}").format(
-                    sql.Identifier(name),
-                    sql.Identifier(settings.database_url.rsplit("/", 1)[1]),
+                    sql.Identifier(name), sql.Identifier(original)
                 )
             )
-        copies.append(name)
+        copies.add(name)
         url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
         copy = dataclasses.replace(settings, database_url=url)
         # Models only: the copy's tests ran on the incremental side already.
