@@ -2,9 +2,11 @@
 
 Stack up → generated branch files into the landing bucket → the queue drained through the
 Lambda handler → name retention (`CAFE_NAME_RETENTION_DAYS`, as the daily task in AWS) →
-`dbt build` (target `local`; its manifest kept for `--state`) → `dbt
-source freshness` (a late source is reported, never fatal; both land in
-`reporting.rpt_build_results`) → docs site → dashboard preview → a summary that reconciles
+`dbt build` (target `local`; its manifest kept for `--state`) → docs site, from the manifest
+the build just wrote (`--no-compile`: every node was compiled a moment ago) → `dbt source
+freshness` (a late source is reported, never fatal; both land in
+`reporting.rpt_build_results`), after the docs because it rewrites the manifest without the
+compiled SQL → dashboard preview → a summary that reconciles
 the ledger with the facts and counts the build's checks. Running it again loads nothing
 twice: the same files arrive as duplicates and dbt's incremental models have nothing new to
 do.
@@ -199,8 +201,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     _step(3, "ingest through S3 → SQS → handler", lambda: _ingest(settings, files))
     _step(4, "name retention", lambda: _retention(settings))
     _step(5, "dbt build", lambda: _build(settings))
-    _step(6, "dbt source freshness", lambda: _freshness(settings))
-    _step(7, "dbt docs", lambda: _dbt(settings, ["docs", "generate", "--static"]))
+    _step(6, "dbt docs", lambda: _dbt(settings, ["docs", "generate", "--static", "--no-compile"]))
+    _step(7, "dbt source freshness", lambda: _freshness(settings))
     report = _step(8, "dashboard preview", lambda: _report(settings))
     _summary(settings, report)
     return 0

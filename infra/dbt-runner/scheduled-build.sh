@@ -4,7 +4,8 @@
 #
 #   scheduled-build.sh build     dbt source freshness (a failure is reported, never fatal),
 #                                dbt build --target prod without the unit tests (--full-refresh
-#                                when CAFE_DBT_FULL_REFRESH=true), dbt docs generate --static;
+#                                when CAFE_DBT_FULL_REFRESH=true), dbt docs generate --static
+#                                from the build's own manifest (--no-compile);
 #                                each artifact is copied aside as soon as it is written,
 #                                because the next dbt command overwrites run_results.json
 #   scheduled-build.sh publish   every artifact to $CAFE_DBT_ARTIFACTS_URI/runs/<UTC time>-<build>/,
@@ -48,7 +49,9 @@ build() {
     "$DBT" build --target "$TARGET" "${flags[@]}" || status=$?
     keep manifest.json run_results.json
     # The docs describe whatever the build left; their failure must not hide the build's.
-    if "$DBT" docs generate --target "$TARGET" --static; then
+    # --no-compile: the build just compiled every node into target/manifest.json; compiling
+    # them again would repeat each model's introspective queries against the warehouse.
+    if "$DBT" docs generate --target "$TARGET" --static --no-compile; then
         keep catalog.json static_index.html
     else
         echo "scheduled-build: dbt docs generate failed; the previous docs site stays" >&2

@@ -15,11 +15,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from cafe import stack as local_stack
+from cafe.commands.build import STATIC_DOCS
 from tests.conftest import make_stack_dir
 
 pytestmark = pytest.mark.slow  # a stack of its own, cafe run twice (dbt build, docs, report)
@@ -53,6 +55,9 @@ def test_cafe_run_twice_loads_once_and_reconciles(run_state: Path) -> None:
     assert "reconciled" in first.stdout and "NOT reconciled" not in first.stdout
     assert (run_state / "report" / "index.html").exists()
     assert "Traceback" not in first.stderr
+    # The docs come from the build's manifest (`--no-compile`), compiled SQL included.
+    fact = _docs_node(run_state / "dbt" / "target" / STATIC_DOCS, "model.cafe_elt.fct_transactions")
+    assert "{{" not in fact["compiled_code"] and "select" in fact["compiled_code"]
 
     state_url = _state_url(run_state)
     with psycopg.connect(state_url) as conn:
@@ -71,6 +76,15 @@ def test_cafe_run_twice_loads_once_and_reconciles(run_state: Path) -> None:
     assert statuses.get("duplicate") == 6
     assert facts is not None and facts[0] == loaded[1]
     assert re.search(r"reconciled", second.stdout)
+
+
+def _docs_node(site: Path, unique_id: str) -> dict[str, Any]:
+    """A node of the manifest that the single-file docs site embeds as JSON text."""
+    text = site.read_text(encoding="utf-8")
+    start = text.index("{", text.index(f'"{unique_id}": {{'))
+    node, _ = json.JSONDecoder().raw_decode(text, start)
+    assert isinstance(node, dict)
+    return node
 
 
 def _state_url(state: Path) -> str:
