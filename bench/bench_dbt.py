@@ -15,7 +15,8 @@ for a build of this project whatever the data (starting, reading the project, an
 of work for each of its nodes). (a) minus (c) is the day's own work.
 
 Both run as the scheduled builds do (infra/dbt-runner/scheduled-build.sh): with the data
-tests, without the unit tests (`SCHEDULED_BUILD_FLAGS`), and in one target folder, so that
+tests, without the unit tests and the seeds' own tests (`SCHEDULED_BUILD_FLAGS`: selector
+`scheduled_build`), and in one target folder, so that
 dbt re-reads the project from its partial-parse file as it does in the scheduled build's
 container (its `dbt source freshness` runs first) and in a developer's checkout. Each timed
 build starts on a settled server (`settle`: `VACUUM (ANALYZE)` and a `CHECKPOINT` first), as
@@ -60,9 +61,10 @@ from loader.settings import Settings, load_settings
 from loader.writers import open_warehouse
 
 FACTS = ("fct_transactions", "fct_transaction_items")
-# What infra/dbt-runner/scheduled-build.sh adds to `dbt build` (tests/unit/test_bench_table.py
-# keeps the two equal).
-SCHEDULED_BUILD_FLAGS = ("--exclude-resource-type", "unit_test")
+# What infra/dbt-runner/scheduled-build.sh adds to `dbt build`: the project's selector
+# (dbt_project/selectors.yml), without the unit tests and the seeds' own tests
+# (tests/unit/test_bench_table.py keeps the two equal).
+SCHEDULED_BUILD_FLAGS = ("--selector", "scheduled_build")
 SLOWEST_SHOWN = 5
 INCREMENTAL_SHARE_GOAL = 0.15
 SLOWEST_PANEL_GOAL_SECONDS = 0.3

@@ -3,7 +3,7 @@
 # the root of the dbt source zip:
 #
 #   scheduled-build.sh build     dbt source freshness (a failure is reported, never fatal),
-#                                dbt build --target prod without the unit tests (--full-refresh
+#                                dbt build --target prod --selector scheduled_build (--full-refresh
 #                                when CAFE_DBT_FULL_REFRESH=true), dbt docs generate --static
 #                                from the build's own manifest (--no-compile);
 #                                each artifact is copied aside as soon as it is written,
@@ -41,10 +41,11 @@ build() {
         echo "scheduled-build: source freshness failed (exit $freshness): a source is late;" \
             "building anyway, sources.json says which" >&2
     fi
-    # Unit tests check the models' logic on fixed inputs, not the day's data: CI and every
-    # developer's `dbt build` run them, the scheduled builds leave them out (as dbt advises),
-    # which spares each build seven nodes that the data cannot change.
-    local flags=(--exclude-resource-type unit_test)
+    # Selector scheduled_build (dbt_project/selectors.yml): everything but the unit tests
+    # (the models' logic on fixed rows, which dbt advises leaving out of production builds)
+    # and the seeds' own tests (fixed CSV files). No day's data can change their outcome: CI
+    # and every developer's `dbt build` run them; each build is spared 17 nodes.
+    local flags=(--selector scheduled_build)
     if [ "${CAFE_DBT_FULL_REFRESH:-false}" = true ]; then flags+=(--full-refresh); fi
     "$DBT" build --target "$TARGET" "${flags[@]}" || status=$?
     keep manifest.json run_results.json

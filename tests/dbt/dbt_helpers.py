@@ -37,7 +37,7 @@ from tests.conftest import (
 )
 
 __all__ = [
-    "WITHOUT_UNIT_TESTS",
+    "AS_SCHEDULED",
     "DbtRunner",
     "DbtWarehouse",
     "add_summary_line",
@@ -67,10 +67,10 @@ class DbtWarehouse:
 DbtRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
-# A test's dbt build that checks the data the models make, not their logic, leaves out the
-# unit tests as the scheduled build does (they run in every build of the shared warehouse,
-# tests/conftest.py).
-WITHOUT_UNIT_TESTS = SCHEDULED_BUILD_FLAGS
+# A test's dbt build that checks the data the models make, not their logic, runs what the
+# scheduled build runs: without the unit tests and the seeds' own tests (they run in every
+# build of the shared warehouse, tests/conftest.py).
+AS_SCHEDULED = SCHEDULED_BUILD_FLAGS
 
 
 def run_dbt_captured(

@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from dbt_helpers import (
-    WITHOUT_UNIT_TESTS,
+    AS_SCHEDULED,
     assert_dbt_ok,
     load_files,
     manifest_of,
@@ -96,7 +96,7 @@ def _card_in_several_files(files: list[Path]) -> str:
 
 
 def _build(settings: Settings, *extra: str) -> None:
-    assert_dbt_ok(run_dbt_captured(settings, "build", *WITHOUT_UNIT_TESTS, *extra))
+    assert_dbt_ok(run_dbt_captured(settings, "build", *AS_SCHEDULED, *extra))
 
 
 def incremental_models(settings: Settings) -> dict[str, Relation]:

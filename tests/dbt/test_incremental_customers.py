@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from dbt_helpers import WITHOUT_UNIT_TESTS, assert_dbt_ok, load_files, run_dbt_captured
+from dbt_helpers import AS_SCHEDULED, assert_dbt_ok, load_files, run_dbt_captured
 from psycopg import sql
 
 from loader.hashing import CardKeys, load_card_key
@@ -130,7 +130,7 @@ def test_first_visits_cohorts_and_erasures_follow_incrementally(
             export(tmp_path, "Leeds", "21-01-2025", [("11:00", BO)]),
         ],
     )
-    assert_dbt_ok(run_dbt_captured(settings, "build", *WITHOUT_UNIT_TESTS))
+    assert_dbt_ok(run_dbt_captured(settings, "build", *AS_SCHEDULED))
     weekly = (
         "select week_start_local::text, branch_name, new_customers, returning_customers"
         " from reporting.rpt_customers_weekly order by 1, 2"
@@ -145,7 +145,7 @@ def test_first_visits_cohorts_and_erasures_follow_incrementally(
 
     # 1. Ann's first visit is taken back: she is new in week 2 at York.
     load_files(settings, [export(tmp_path / "corrected", "Leeds", "06-01-2025", first_leeds[1:])])
-    assert_dbt_ok(run_dbt_captured(settings, "build", *WITHOUT_UNIT_TESTS))
+    assert_dbt_ok(run_dbt_captured(settings, "build", *AS_SCHEDULED))
     assert rows(url, weekly) == [
         ("2025-01-06", "Leeds", 1, 0),
         ("2025-01-06", "York", 1, 0),
@@ -172,7 +172,7 @@ def test_first_visits_cohorts_and_erasures_follow_incrementally(
     load_files(settings, [export(tmp_path, "York", "22-01-2025", [("12:00", CY)])])
     erasure = forget_card(PostgresStore(url), CardKeys(load_card_key(settings)), BO, reason="asked")
     assert erasure.counts.transactions == 3
-    assert_dbt_ok(run_dbt_captured(settings, "build", *WITHOUT_UNIT_TESTS))
+    assert_dbt_ok(run_dbt_captured(settings, "build", *AS_SCHEDULED))
     assert rows(url, "select count(*) from marts.dim_customers") == [(2,)]
     assert rows(url, revenue) == [(before[0][0] + Decimal("2.15"),)]
     assert rows(
