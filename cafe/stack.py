@@ -19,6 +19,11 @@ Nothing of a card number reaches the servers' logs:
 * moto's request log (every request's path, which holds the S3 key) is silenced, and
   whatever else it prints passes through the card masker, URL-decoded first.
 
+Only the server's own OS user may open its Unix socket (`unix_socket_permissions` 0700,
+`SOCKET_PERMISSIONS`). The socket trusts whoever connects (initdb's `--auth-local=trust`,
+which `pg_ctl` relies on), so on a shared machine it would otherwise let every local user
+in as the superuser, names and all. Every client connects over TCP with the stack's password.
+
 The card-hash key file is created only where it cannot split anyone: `ensure_card_key`
 refuses to mint a key when the warehouse already holds card hashes or key fingerprints.
 It starts as a bare key (version `local-v1`) and becomes a key ring at the first
@@ -93,6 +98,8 @@ SERVER_LOG_SETTINGS = {
     "log_statement": "none",
     "log_min_duration_statement": "-1",
 }
+# Who may connect through the server's Unix socket: its own OS user only (module docstring).
+SOCKET_PERMISSIONS = "0700"
 # A fragment of the moto process's command line (`_start_moto`), to tell it from others.
 MOTO_PROCESS = "serve_moto"
 
@@ -375,7 +382,10 @@ class EmbeddedPostgres:
 
     def start(self, port: int) -> None:
         self._prepare_for_root()
-        options = f"-h {LOOPBACK} -p {port} -k {self.paths.pg_socket_dir}"
+        options = (
+            f"-h {LOOPBACK} -p {port} -k {self.paths.pg_socket_dir}"
+            f" -c unix_socket_permissions={SOCKET_PERMISSIONS}"
+        )
         self._run(
             "pg_ctl",
             "-D",

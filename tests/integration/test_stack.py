@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -221,3 +222,27 @@ def test_the_server_log_settings_hold(stack: Settings) -> None:
                 "select setting from pg_settings where name = %s", (name,)
             ).fetchall()
             assert shown == value, name
+
+
+def test_only_the_servers_own_user_may_open_its_socket(stack: Settings, stack_root: Path) -> None:
+    """The socket trusts whoever connects: another local user must not reach it."""
+    assert stack.database_url
+    with psycopg.connect(stack.database_url) as connection:
+        [(shown,)] = connection.execute("show unix_socket_permissions").fetchall()
+    assert shown == local_stack.SOCKET_PERMISSIONS
+    [socket_file] = (stack_root / "pg" / "run").glob(".s.PGSQL.*[0-9]")
+    assert stat.S_IMODE(socket_file.stat().st_mode) == 0o700
+    if os.geteuid() != 0:
+        return  # switching to another user needs root (as CI and this machine run)
+    # The server's own psql, which its system user (hence anyone) may run.
+    psql = local_stack.EmbeddedPostgres(local_stack.StackPaths(stack_root)).bin / "psql"
+    port = socket_file.name.rsplit(".", 1)[1]
+    connect = ["-h", str(socket_file.parent), "-p", port, "-U", "cafe", "-d", "postgres"]
+    attempt = subprocess.run(
+        [str(psql), *connect, "-Atc", "select current_user"],
+        user="nobody",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert attempt.returncode != 0 and "Permission denied" in attempt.stderr, attempt
