@@ -13,7 +13,8 @@ the scripts call that it does not know fails loudly, so a new call is noticed.
 from __future__ import annotations
 
 # Every call is a new process (about 700 in a run of test_scripts.py), started with `-I -S`:
-# the fake imports what it must and no more, which halves the time a call takes.
+# the fake imports what it must and no more, which halves the time a call takes (`typing`
+# is for the type checkers only, which take the block below as true).
 import json
 import os
 import sys
