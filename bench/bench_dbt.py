@@ -16,7 +16,7 @@ of work for each of its nodes). (a) minus (c) is the day's own work.
 
 Both run as the scheduled builds do (infra/dbt-runner/scheduled-build.sh): with the data
 tests, without the unit tests and the seeds' own tests (`SCHEDULED_BUILD_FLAGS`: selector
-`scheduled_build`), and in one target folder, so that
+`scheduled_build`, and a file log of warnings and errors), and in one target folder, so that
 dbt re-reads the project from its partial-parse file as it does in the scheduled build's
 container (its `dbt source freshness` runs first) and in a developer's checkout. Each timed
 build starts on a settled server (`settle`: `VACUUM (ANALYZE)` and a `CHECKPOINT` first), as
@@ -62,9 +62,10 @@ from loader.writers import open_warehouse
 
 FACTS = ("fct_transactions", "fct_transaction_items")
 # What infra/dbt-runner/scheduled-build.sh adds to `dbt build`: the project's selector
-# (dbt_project/selectors.yml), without the unit tests and the seeds' own tests
+# (dbt_project/selectors.yml), without the unit tests and the seeds' own tests, and a file
+# log of warnings and errors only, as the scheduled build keeps
 # (tests/unit/test_bench_table.py keeps the two equal).
-SCHEDULED_BUILD_FLAGS = ("--selector", "scheduled_build")
+SCHEDULED_BUILD_FLAGS = ("--selector", "scheduled_build", "--log-level-file", "warn")
 SLOWEST_SHOWN = 5
 INCREMENTAL_SHARE_GOAL = 0.15
 SLOWEST_PANEL_GOAL_SECONDS = 0.3

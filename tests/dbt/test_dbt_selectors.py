@@ -1,11 +1,14 @@
-"""The scheduled builds' selector (dbt_project/selectors.yml) leaves out exactly the checks of
-inputs fixed in the repository: the unit tests and the seeds' own tests."""
+"""The scheduled builds' flags: their selector (dbt_project/selectors.yml) leaves out exactly
+the checks of inputs fixed in the repository, the unit tests and the seeds' own tests, and
+dbt's file log keeps warnings and errors only."""
 
 from __future__ import annotations
 
 import json
 
 from dbt_helpers import AS_SCHEDULED, DbtWarehouse, assert_dbt_ok, run_dbt_captured
+
+from cafe.dbt_project import dbt_log_dir
 
 BUILT_BY_DBT_BUILD = ("model", "seed", "snapshot", "test", "unit_test")
 
@@ -46,3 +49,20 @@ def test_the_scheduled_build_leaves_out_unit_tests_and_the_seeds_own_tests(
         and any(parent.startswith("seed.") for parent in everything[uid]["depends_on"]["nodes"])
     }
     assert to_seeds and to_seeds <= selected
+
+
+def _file_log_of(dbt_warehouse: DbtWarehouse, *args: str) -> str:
+    """What one dbt command adds to dbt.log (this worker's own: its commands run in turn)."""
+    log = dbt_log_dir() / "dbt.log"
+    start = log.stat().st_size if log.exists() else 0
+    assert_dbt_ok(run_dbt_captured(dbt_warehouse.settings, *args))
+    with log.open("rb") as handle:
+        handle.seek(start)
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def test_the_scheduled_build_writes_no_debug_line_to_the_file_log(
+    dbt_warehouse: DbtWarehouse,
+) -> None:
+    assert "[debug]" in _file_log_of(dbt_warehouse, "ls", "--selector", "scheduled_build")
+    assert "[debug]" not in _file_log_of(dbt_warehouse, "ls", *AS_SCHEDULED)

@@ -86,9 +86,9 @@ def test_freshness_then_build_then_docs_each_artifact_kept_as_written(runner: Ru
     assert completed.returncode == 0, completed.stderr
     assert runner.lines() == [
         "--version",
-        "source freshness --target prod",
-        "build --target prod --selector scheduled_build",
-        "docs generate --target prod --static --no-compile",
+        "source freshness --target prod --log-level-file warn",
+        "build --target prod --selector scheduled_build --log-level-file warn",
+        "docs generate --target prod --static --no-compile --log-level-file warn",
     ]
     kept = {p.name: p.read_text() for p in runner.artifacts.iterdir()}
     assert set(kept) == {
@@ -105,14 +105,17 @@ def test_freshness_then_build_then_docs_each_artifact_kept_as_written(runner: Ru
 def test_a_late_source_is_reported_and_the_build_still_runs(runner: Runner) -> None:
     completed = runner.run("build", FRESHNESS_EXIT="1")
     assert completed.returncode == 0
-    assert "build --target prod --selector scheduled_build" in runner.lines()
+    assert "build --target prod --selector scheduled_build --log-level-file warn" in runner.lines()
     assert "source freshness failed (exit 1)" in completed.stderr
     assert (runner.artifacts / "sources.json").exists()
 
 
 def test_the_weekly_override_builds_with_full_refresh(runner: Runner) -> None:
     runner.run("build", CAFE_DBT_FULL_REFRESH="true")
-    assert "build --target prod --selector scheduled_build --full-refresh" in runner.lines()
+    assert (
+        "build --target prod --selector scheduled_build --log-level-file warn --full-refresh"
+        in runner.lines()
+    )
 
 
 def test_a_failed_build_fails_the_step_but_keeps_its_results(runner: Runner) -> None:
