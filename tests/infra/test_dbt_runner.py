@@ -1,8 +1,9 @@
 """infra/dbt-runner/scheduled-build.sh: what the scheduled build runs, keeps and publishes.
 
-dbt against Redshift and S3 cannot run here: a stand-in `dbt` writes the files the real
-one writes into target/ (and overwrites run_results.json on every command, as dbt does),
-and a stand-in `aws` records the uploads. The script itself runs unchanged.
+dbt against Redshift and S3 cannot run here: a stand-in `python3` (the script runs dbt as
+`python3 frozen-dbt.py ARGS`) writes the files dbt writes into target/ (and overwrites
+run_results.json on every command, as dbt does), and a stand-in `aws` records the uploads.
+The script itself runs unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from infra_helpers import INFRA
 
 SCRIPT = INFRA / "dbt-runner" / "scheduled-build.sh"
 
-FAKE_DBT = r"""#!/bin/sh
+FROZEN_DBT = SCRIPT.with_name("frozen-dbt.py")
+
+FAKE_PYTHON_RUNNING_DBT = r"""#!/bin/sh
+if [ "$1" != "$FROZEN_DBT" ]; then echo "python3 was asked to run $1" >&2; exit 97; fi
+shift
 echo "$*" >> "$CALLS"
 mkdir -p target
 case "$*" in
@@ -47,7 +52,7 @@ class Runner:
         (root / "dbt_project").mkdir()
         self.bin = root / "bin"
         self.bin.mkdir()
-        for name, text in (("dbt", FAKE_DBT), ("aws", FAKE_AWS)):
+        for name, text in (("python3", FAKE_PYTHON_RUNNING_DBT), ("aws", FAKE_AWS)):
             (self.bin / name).write_text(text)
             (self.bin / name).chmod(0o755)
         self.calls = root / "calls.log"
@@ -61,6 +66,7 @@ class Runner:
             env={
                 "PATH": f"{self.bin}:/usr/bin:/bin",
                 "CALLS": str(self.calls),
+                "FROZEN_DBT": str(FROZEN_DBT),
                 "CAFE_DBT_ARTIFACTS_DIR": str(self.artifacts),
                 "CAFE_DBT_ARTIFACTS_URI": "s3://deploy-bucket/dbt/prod",
                 "CODEBUILD_BUILD_NUMBER": "42",

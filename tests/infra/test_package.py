@@ -140,7 +140,7 @@ def test_a_dependency_that_pulls_in_boto3_is_refused(
 def test_the_dbt_source_zip_holds_the_project_and_the_runner(package: ModuleType) -> None:
     names = {p.as_posix() for p in package.dbt_source_files(package.ROOT)}
     assert {"constraints.txt", "profiles.example.yml", "dbt_project/dbt_project.yml"} <= names
-    assert "infra/dbt-runner/scheduled-build.yml" in names
+    assert {"infra/dbt-runner/scheduled-build.yml", "infra/dbt-runner/frozen-dbt.py"} <= names
     assert not any(n.startswith(("dbt_project/target/", "dbt_project/logs/")) for n in names)
 
 
