@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import os
@@ -565,3 +566,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SummaryLines(), SUMMARY_PLUGIN)
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         config.pluginmanager.register(ParallelGroups(), "cafe-parallel-groups")
+
+
+# --- The garbage collector in a test process --------------------------------------------
+#
+# A worker holds dbt, boto3, moto, pyarrow and sqlfluff, and its tests run dbt in process:
+# each full collection walked that whole heap, 32 times a run, 13.6 s of each worker's time
+# (measured with gc.callbacks). Freezing what collection imported and collecting young
+# objects every 50,000 allocations rather than 700: 10 full collections, 6 s.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
